@@ -20,8 +20,14 @@ setup(
         "pyyaml>=6.0",
         "safetensors>=0.4",
         "rich>=13.0",
+        "opencv-python-headless>=4.8",
+        "scipy>=1.10",
+        "matplotlib>=3.7",
     ],
-    extras_require={"dev": ["pytest>=8.0", "pytest-timeout>=2.3", "ruff>=0.6"]},
+    extras_require={
+        "dev": ["pytest>=8.0", "pytest-timeout>=2.3", "ruff>=0.6", "pycocotools>=2.0.7"],
+        "tensorboard": ["tensorboard>=2.14"],
+    },
     data_files=[("share/ppad_ros/config", sorted(glob("config/*.yaml")))],
     entry_points={"console_scripts": ["ppad = ppad_core.cli:main"]},
 )

@@ -139,6 +139,126 @@ def cmd_import_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ppad_core.data.synth import generate_dataset
+
+    started = time.time()
+    counts = generate_dataset(
+        args.out_dir, {"train": args.train, "val": args.val}, args.seed, args.width, args.height, args.workers
+    )
+    elapsed = time.time() - started
+    summary = {
+        "output": str(args.out_dir),
+        "seed": args.seed,
+        **counts,
+        "seconds": round(elapsed, 1),
+        "images_per_minute": round(60 * sum(counts.values()) / max(elapsed, 1e-9)),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_table("synthetic scenes written", summary)
+    return 0
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    overrides = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ppad_core.train.config import load_train_config
+    from ppad_core.train.trainer import Trainer
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = load_train_config(run_dir / "train.yaml", _parse_overrides(args.set))
+    else:
+        if not args.config:
+            raise ValueError("give a training config YAML, or --resume RUN_DIR")
+        config = load_train_config(args.config, _parse_overrides(args.set))
+        run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
+        if (run_dir / "last_state.pt").exists():
+            raise ValueError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
+    summary = Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress).fit()
+    if args.json:
+        print(json.dumps(summary, indent=2, default=float))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ppad_core.data.dataset import DrivingDataset
+    from ppad_core.evaluate.evaluator import evaluate
+    from ppad_core.evaluate.report import print_report, write_plots
+    from ppad_core.runtime.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(args.checkpoint)
+    config = predictor.config
+    dataset = DrivingDataset(args.data, args.split, config.input_size, config.num_classes)
+    results = evaluate(predictor, dataset, batch_size=args.batch, workers=args.workers)
+    results["checkpoint"], results["data"], results["split"] = (
+        str(args.checkpoint),
+        str(args.data),
+        dataset.layout.split,
+    )
+    print_report(results, Console())
+    if args.plots:
+        for path in write_plots(results, args.plots):
+            console.print(f"wrote {path}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        console.print(f"wrote {args.json}")
+    return 0
+
+
+def _print_table(title: str, values: dict[str, Any]) -> None:
+    table = Table(title=title)
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    for key, value in values.items():
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+def cmd_convert_bdd100k(args: argparse.Namespace) -> int:
+    from ppad_core.data.bdd100k import DEFAULT_CLASS_MAP, convert, parse_class_map
+
+    class_map = parse_class_map(args.class_map) if args.class_map else DEFAULT_CLASS_MAP
+    det_json = {split: Path(path) for split, path in (("train", args.det_train), ("val", args.det_val)) if path}
+    report = convert(
+        Path(args.images),
+        det_json,
+        Path(args.drivable),
+        Path(args.lane),
+        Path(args.out_dir),
+        class_map,
+        args.dilate_val_lanes,
+        args.copy_images,
+        tuple(args.splits.split(",")),
+    )
+    summary = {
+        "output": args.out_dir,
+        **{f"images_{k}": v for k, v in report.images.items()},
+        **{f"boxes_class_{k}": v for k, v in sorted(report.boxes.items())},
+        "dropped_categories": dict(report.dropped_categories),
+        "skipped": len(report.skipped),
+    }
+    for line in report.skipped[:5]:
+        console.print(f"[yellow]skipped[/] {line}")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_table("BDD100K converted to the RMT-PPAD layout", summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppad",
@@ -173,6 +293,88 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--config", default="rmt_ppad_l", help="architecture the weights belong to (default: rmt_ppad_l)")
     imp.add_argument("--json", action="store_true", help="print machine-readable JSON to stdout")
     imp.set_defaults(func=cmd_import_official)
+
+    synth = sub.add_parser(
+        "synth",
+        help="write procedural driving scenes (images, boxes, drivable and lane masks) in the RMT-PPAD layout",
+        description="Render perspective roads with curves and hills, 2-4 lanes with dashed/solid white and yellow "
+        "markings, vehicles of varied size, colour and occlusion, roadside clutter, lighting, blur and noise. "
+        "Each scene is a pure function of (seed, split, index).",
+    )
+    synth.add_argument("out_dir", help="dataset root to write (images/, labels/, mask/)")
+    synth.add_argument("--train", type=int, default=1000, help="training scenes (default 1000)")
+    synth.add_argument("--val", type=int, default=200, help="validation scenes (default 200)")
+    synth.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    synth.add_argument("--width", type=int, default=1280, help="image width (default 1280)")
+    synth.add_argument("--height", type=int, default=720, help="image height (default 720)")
+    synth.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
+    synth.add_argument("--json", action="store_true", help="print machine-readable JSON to stdout")
+    synth.set_defaults(func=cmd_synth)
+
+    conv = sub.add_parser(
+        "convert-bdd100k",
+        help="convert the official BDD100K downloads (detection JSON, drivable and lane masks) to the RMT-PPAD layout",
+        description="Boxes from det_20 or 2018 label JSON (car, bus, truck, train merged into 'vehicle' unless "
+        "--class-map says otherwise); drivable area from 2020 masks (0 direct, 1 alternative, 2 background) or "
+        "2018 *_drivable_id.png maps, direct and alternative merged; lane lines from lane masks (255 = "
+        "background). --dilate-val-lanes K widens val lane labels with a KxK ellipse, as RMT-PPAD's released "
+        "val masks are (about 2 px lines to the 8 px training width: K = 7).",
+    )
+    conv.add_argument("out_dir", help="output dataset root")
+    conv.add_argument("--images", required=True, help="bdd100k/images/100k (holding train/ and val/)")
+    conv.add_argument(
+        "--det-train", help="training detection JSON (det_train.json or bdd100k_labels_images_train.json)"
+    )
+    conv.add_argument("--det-val", help="validation detection JSON")
+    conv.add_argument(
+        "--drivable", required=True, help="folder holding train/ and val/ drivable masks (either encoding)"
+    )
+    conv.add_argument("--lane", required=True, help="folder holding train/ and val/ lane masks")
+    conv.add_argument("--class-map", help="category=class_id list, e.g. 'car=0,bus=0,truck=0,train=0' (the default)")
+    conv.add_argument(
+        "--dilate-val-lanes", type=int, default=0, metavar="K", help="dilate val lane masks (K px kernel)"
+    )
+    conv.add_argument("--copy-images", action="store_true", help="copy images instead of symlinking them")
+    conv.add_argument("--splits", default="train,val", help="splits to convert (default train,val)")
+    conv.add_argument("--json", action="store_true", help="print machine-readable JSON to stdout")
+    conv.set_defaults(func=cmd_convert_bdd100k)
+
+    train = sub.add_parser(
+        "train",
+        help="train a model from a training YAML (resume with --resume RUN_DIR; multi-GPU through torchrun)",
+        description="Config-driven training with the official recipe: cosine LR with warm-up, gradient clipping, "
+        "EMA, mixed precision, atomic state after every epoch (a killed run resumes exactly), best checkpoint by "
+        "fitness. Run under `torchrun --nproc_per_node N` for DistributedDataParallel.",
+    )
+    train.add_argument("config", nargs="?", help="training YAML, e.g. config/train_synthetic_s.yaml")
+    train.add_argument("--run-dir", help="output folder (default runs/<config name>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last epoch")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set epochs=5 --set data.root=/data/bdd",
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    train.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser(
+        "eval",
+        help="score a checkpoint with the RMT-PPAD protocol (mAP50, Recall, drivable mIoU, lane IoU/accuracy)",
+        description="All queries, no NMS; AP at IoU 0.5 with 101-point interpolation; Recall at the lowest "
+        "confidence; per-image segmentation metrics at network resolution averaged over images, at the "
+        "checkpoint's thresholds; plus a threshold sweep and mAP50-95.",
+    )
+    ev.add_argument("checkpoint", help="checkpoint directory")
+    ev.add_argument("--data", required=True, help="dataset root in the RMT-PPAD layout")
+    ev.add_argument("--split", default="val2017", help="split folder name (default val2017)")
+    ev.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    ev.add_argument("--workers", type=int, default=0, help="data loading processes (default 0)")
+    ev.add_argument("--plots", metavar="DIR", help="write PR curve and threshold sweep PNGs to DIR")
+    ev.add_argument("--json", metavar="FILE", help="write all results as JSON to FILE")
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 
