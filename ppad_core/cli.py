@@ -127,15 +127,10 @@ def cmd_import_official(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        table = Table(title="imported official RMT-PPAD checkpoint")
-        table.add_column("item")
-        table.add_column("value")
-        table.add_row("written to", summary["output"])
-        table.add_row("tensors mapped", str(summary["tensors"]))
-        table.add_row("parameters", f"{summary['parameters']:,}")
-        for key, value in provenance.items():
-            table.add_row(key, str(value))
-        Console().print(table)
+        _print_table(
+            "imported official RMT-PPAD checkpoint",
+            {**{k: v for k, v in summary.items() if k != "provenance"}, **provenance},
+        )
     return 0
 
 
@@ -259,6 +254,21 @@ def cmd_convert_bdd100k(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ppad_core.runtime.predict import run_predict
+    from ppad_core.runtime.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, conf_threshold=args.conf)
+    with console.status("predicting"):
+        counts = run_predict(predictor, args.inputs, args.out, save_masks=args.save_masks)
+    summary = {"output": str(args.out), **counts}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_table("predictions written", summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppad",
@@ -338,6 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--splits", default="train,val", help="splits to convert (default train,val)")
     conv.add_argument("--json", action="store_true", help="print machine-readable JSON to stdout")
     conv.set_defaults(func=cmd_convert_bdd100k)
+
+    pred = sub.add_parser(
+        "predict",
+        help="run a checkpoint on images, folders or videos; write overlays and predictions.jsonl",
+        description="Boxes in original-image pixels above --conf (no NMS: queries are one-to-one), drivable-area "
+        "and lane masks thresholded with the checkpoint's thresholds at the original resolution. Writes one "
+        "overlay JPEG per image (MP4 per video) and one JSON line per image or frame.",
+    )
+    pred.add_argument("checkpoint", help="checkpoint directory")
+    pred.add_argument("inputs", nargs="+", help="image files, folders of images, or videos")
+    pred.add_argument("--out", required=True, help="output folder")
+    pred.add_argument("--conf", type=float, default=0.25, help="detection score threshold (default 0.25)")
+    pred.add_argument("--save-masks", action="store_true", help="also write the two masks as PNG per image")
+    pred.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
+    pred.set_defaults(func=cmd_predict)
 
     train = sub.add_parser(
         "train",

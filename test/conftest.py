@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,18 @@ from ppad_core.model.rmt_ppad import RMTPPAD, build_model
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "config"
+
+
+def run_ppad(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the `ppad` command line in a fresh interpreter, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "ppad_core.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=check,
+        timeout=600,
+    )
 
 
 def conditioned_model(config: ModelConfig, seed: int = 0, batches: int = 3) -> RMTPPAD:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import run_ppad
 
 from ppad_core.data.bdd100k import convert, parse_class_map
 from ppad_core.data.dataset import read_labels
@@ -101,30 +99,21 @@ def test_missing_masks_are_reported_and_class_map_is_configurable(tmp_path):
 
 def test_cli_convert_bdd100k(tmp_path):
     src = _download_tree(tmp_path / "bdd", legacy=True)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ppad_core.cli",
-            "convert-bdd100k",
-            str(tmp_path / "out"),
-            "--images",
-            str(src / "images"),
-            "--det-train",
-            str(src / "det_train.json"),
-            "--det-val",
-            str(src / "det_val.json"),
-            "--drivable",
-            str(src / "drivable"),
-            "--lane",
-            str(src / "lane"),
-            "--copy-images",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
+    result = run_ppad(
+        "convert-bdd100k",
+        str(tmp_path / "out"),
+        "--images",
+        str(src / "images"),
+        "--det-train",
+        str(src / "det_train.json"),
+        "--det-val",
+        str(src / "det_val.json"),
+        "--drivable",
+        str(src / "drivable"),
+        "--lane",
+        str(src / "lane"),
+        "--copy-images",
+        "--json",
     )
     summary = json.loads(result.stdout)
     assert summary["images_train"] == 2 and summary["boxes_class_0"] == 8 and summary["skipped"] == 0

@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from conftest import REPO
-
-
-def run_ppad(*args, check=True):
-    return subprocess.run(
-        [sys.executable, "-m", "ppad_core.cli", *args], capture_output=True, text=True, cwd=REPO, check=check
-    )
+from conftest import REPO, run_ppad
 
 
 def test_info_paper_model_json_reports_exact_parameter_counts():

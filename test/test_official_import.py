@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 import torch
-from conftest import REPO, conditioned_model
+from conftest import REPO, conditioned_model, run_ppad
 from official_fixture import write_official_checkpoint
 from official_reference import reference_forward
 
@@ -163,23 +163,7 @@ def test_cli_import_official_writes_a_loadable_checkpoint(square_small, tmp_path
     config_file = tmp_path / "square_s.yaml"
     config_file.write_text(json.dumps(config.to_dict()))
     out = tmp_path / "imported"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ppad_core.cli",
-            "import-official",
-            str(path),
-            str(out),
-            "--config",
-            str(config_file),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
-    )
+    result = run_ppad("import-official", str(path), str(out), "--config", str(config_file), "--json")
     summary = json.loads(result.stdout)
     assert summary["tensors"] == len(model.state_dict())
     assert summary["provenance"]["source"] == "best.pt"
@@ -193,11 +177,6 @@ def test_cli_import_official_writes_a_loadable_checkpoint(square_small, tmp_path
         assert torch.allclose(a[key], b[key], atol=1e-5), key
     evil = tmp_path / "evil.pt"
     torch.save({"model": _Exploit(os.system, "true")}, evil)
-    result = subprocess.run(
-        [sys.executable, "-m", "ppad_core.cli", "import-official", str(evil), str(tmp_path / "x")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    result = run_ppad("import-official", str(evil), str(tmp_path / "x"), check=False)
     assert result.returncode == 2 and "refusing pickled global" in result.stderr
     assert not (tmp_path / "x").exists()
