@@ -52,8 +52,18 @@ def test_cli_predict_writes_overlays_and_json_for_images_and_video(checkpoint, t
         writer.write(cv2.resize(render_scene(2, "val", i).image, (640, 360)))
     writer.release()
     out = tmp_path / "out"
-    result = run_ppad("predict", str(checkpoint), str(images), str(video), "--out", str(out), "--conf", "0.3",
-                      "--save-masks", "--json")
+    result = run_ppad(
+        "predict",
+        str(checkpoint),
+        str(images),
+        str(video),
+        "--out",
+        str(out),
+        "--conf",
+        "0.3",
+        "--save-masks",
+        "--json",
+    )
     summary = json.loads(result.stdout)
     assert summary["images"] == 2 and summary["video_frames"] == 3 and summary["unreadable"] == 1
     overlay = cv2.imread(str(out / "frame0.jpg"))
