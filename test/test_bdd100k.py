@@ -7,11 +7,12 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import run_ppad
 
 from ppad_core.data.bdd100k import convert, parse_class_map
 from ppad_core.data.dataset import read_labels
 from ppad_core.data.layout import DatasetLayout
+
+from conftest import run_ppad
 
 W, H = 160, 90
 

@@ -6,8 +6,6 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import conditioned_model
-from official_reference import _official_pos_embed
 
 from ppad_core.boxes import cxcywh_to_xyxy
 from ppad_core.model.complexity import count_parameters
@@ -16,6 +14,9 @@ from ppad_core.model.denoising import build_denoising_group
 from ppad_core.model.fusion import fuse_model
 from ppad_core.model.layers import sincos_position_embedding
 from ppad_core.model.rmt_ppad import build_model
+
+from conftest import conditioned_model
+from official_reference import _official_pos_embed
 
 
 def test_paper_model_parameter_budget(large_config):

@@ -12,9 +12,6 @@ import zipfile
 
 import pytest
 import torch
-from conftest import REPO, conditioned_model, run_ppad
-from official_fixture import write_official_checkpoint
-from official_reference import reference_forward
 
 import ppad_core
 from ppad_core.model.official import (
@@ -25,6 +22,10 @@ from ppad_core.model.official import (
     official_key_map,
     read_official_checkpoint,
 )
+
+from conftest import REPO, conditioned_model, run_ppad
+from official_fixture import write_official_checkpoint
+from official_reference import reference_forward
 
 
 def _official_state(model):

@@ -8,12 +8,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import run_ppad
 
 from ppad_core.boxes import cxcywh_to_xyxy
 from ppad_core.data.synth import render_scene
 from ppad_core.model.checkpoint import save_checkpoint
 from ppad_core.runtime.predictor import Predictor
+
+from conftest import run_ppad
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,10 @@ import time
 import pytest
 import torch
 import yaml
-from conftest import REPO
 
 from ppad_core.data.synth import generate_dataset
+
+from conftest import REPO
 
 TINY = REPO / "test" / "data" / "rmt_ppad_tiny.yaml"
 
