@@ -84,15 +84,18 @@ def random_affine(
     zoom = rng.uniform(1 - scale, 1 + scale)  # a mosaic canvas keeps its pixel scale: the output is its centre
     centre = np.array([[1, 0, -src_w / 2], [0, 1, -src_h / 2], [0, 0, 1]])
     scaling = np.diag([zoom, zoom, 1.0])
-    shift = np.array([
-        [1, 0, out_w / 2 + rng.uniform(-translate, translate) * out_w],
-        [0, 1, out_h / 2 + rng.uniform(-translate, translate) * out_h],
-        [0, 0, 1],
-    ])
+    shift = np.array(
+        [
+            [1, 0, out_w / 2 + rng.uniform(-translate, translate) * out_w],
+            [0, 1, out_h / 2 + rng.uniform(-translate, translate) * out_h],
+            [0, 0, 1],
+        ]
+    )
     matrix = (shift @ scaling @ centre)[:2]
     image = cv2.warpAffine(sample.image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderValue=(FILL,) * 3)
-    masks = np.stack([cv2.warpAffine(m, matrix, (out_w, out_h), flags=cv2.INTER_NEAREST, borderValue=0)
-                      for m in sample.masks])
+    masks = np.stack(
+        [cv2.warpAffine(m, matrix, (out_w, out_h), flags=cv2.INTER_NEAREST, borderValue=0) for m in sample.masks]
+    )
     pixels = _to_pixels(sample.boxes, src_w, src_h)
     corners = np.stack([pixels[:, [0, 1]], pixels[:, [2, 1]], pixels[:, [0, 3]], pixels[:, [2, 3]]], 1)
     moved = corners @ matrix[:, :2].T + matrix[:, 2]

@@ -100,9 +100,18 @@ def _place_image(source: Path, target: Path, copy: bool) -> None:
         os.symlink(source.resolve(), target)
 
 
-def convert(images: Path, det_json: dict[str, Path], drivable: Path, lane: Path, out: Path,
-            class_map: dict[str, int] | None = None, dilate_val_lanes: int = 0, copy_images: bool = False,
-            splits: tuple[str, ...] = SPLITS, progress: bool = True) -> ConvertReport:
+def convert(
+    images: Path,
+    det_json: dict[str, Path],
+    drivable: Path,
+    lane: Path,
+    out: Path,
+    class_map: dict[str, int] | None = None,
+    dilate_val_lanes: int = 0,
+    copy_images: bool = False,
+    splits: tuple[str, ...] = SPLITS,
+    progress: bool = True,
+) -> ConvertReport:
     class_map = class_map or DEFAULT_CLASS_MAP
     report = ConvertReport()
     for split in splits:

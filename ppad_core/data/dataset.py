@@ -101,8 +101,12 @@ class DrivingDataset(torch.utils.data.Dataset):
             else:
                 self.samples.append(paths)
         if self.skipped:
-            log.warning("%s: skipped %d samples with missing masks, e.g. %s", self.layout.image_dir,
-                        len(self.skipped), self.skipped[0])
+            log.warning(
+                "%s: skipped %d samples with missing masks, e.g. %s",
+                self.layout.image_dir,
+                len(self.skipped),
+                self.skipped[0],
+            )
         if not self.samples:
             raise DatasetError(f"{self.layout.image_dir}: no usable samples ({len(self.skipped)} skipped)")
         self._cache: dict[int, LoadedSample] | None = {} if cache else None
@@ -133,11 +137,13 @@ class DrivingDataset(torch.utils.data.Dataset):
         image = read_image(paths.image)
         height, width = self.input_size
         original = image.shape[:2]
-        masks = np.stack([cv2.resize(read_mask(p), (width, height), interpolation=cv2.INTER_LINEAR)
-                          for p in paths.masks])
+        masks = np.stack(
+            [cv2.resize(read_mask(p), (width, height), interpolation=cv2.INTER_LINEAR) for p in paths.masks]
+        )
         labels, boxes = read_labels(paths.label, self.num_classes)
-        loaded = LoadedSample(Sample(stretch_to_input(image, self.input_size), labels, boxes, masks), paths.name,
-                              original)
+        loaded = LoadedSample(
+            Sample(stretch_to_input(image, self.input_size), labels, boxes, masks), paths.name, original
+        )
         if self._cache is not None:
             self._cache[index] = loaded
         return loaded

@@ -1,9 +1,9 @@
 """The RMT-PPAD on-disk layout (rmt_ppad_model.md §5.1), shared by the reader, converter and generator.
 
-    root/images/<split>/<name>.jpg
-    root/labels/<split>/<name>.txt           YOLO lines "cls cx cy w h", normalised to the image
-    root/mask/drivable/<split>/<name>.png    single channel, >0 = drivable area
-    root/mask/lane/<split>/<name>.png        single channel, >0 = lane line
+root/images/<split>/<name>.jpg
+root/labels/<split>/<name>.txt           YOLO lines "cls cx cy w h", normalised to the image
+root/mask/drivable/<split>/<name>.png    single channel, >0 = drivable area
+root/mask/lane/<split>/<name>.png        single channel, >0 = lane line
 """
 
 from __future__ import annotations

@@ -89,8 +89,9 @@ class SceneRenderer:
     def __init__(self, rng: np.random.Generator, width: int = 1280, height: int = 720) -> None:
         self.rng = rng
         fov = math.radians(rng.uniform(55, 70))
-        self.camera = Camera(width, height, width / (2 * math.tan(fov / 2)), height * rng.uniform(0.38, 0.5),
-                             rng.uniform(1.3, 1.7))
+        self.camera = Camera(
+            width, height, width / (2 * math.tan(fov / 2)), height * rng.uniform(0.38, 0.5), rng.uniform(1.3, 1.7)
+        )
         self.road = self._make_road()
         self.image = np.zeros((height, width, 3), np.uint8)
         self.drivable = np.zeros((height, width), np.uint8)
@@ -126,7 +127,7 @@ class SceneRenderer:
     def render(self) -> Scene:
         self._draw_background()
         items = self._road_slices() + self._vehicles() + self._clutter()
-        for depth, draw in sorted(items, key=lambda item: -item[0]):
+        for _depth, draw in sorted(items, key=lambda item: -item[0]):
             draw()
         self._lighting_and_sensor()
         boxes = np.array(self.boxes, np.float32).reshape(-1, 4)
@@ -226,21 +227,33 @@ class SceneRenderer:
                 continue
             placed.append(box)
             oncoming = lane < road.oncoming_lanes and not parked
-            items.append((z, lambda box=box, z=z, name=name, oncoming=oncoming: self._draw_vehicle(box, z, name, oncoming)))
+            items.append(
+                (z, lambda box=box, z=z, name=name, oncoming=oncoming: self._draw_vehicle(box, z, name, oncoming))
+            )
         return items
 
     def _draw_vehicle(self, box: np.ndarray, z: float, kind: str, oncoming: bool) -> None:
         rng = self.rng
         x1, y1, x2, y2 = box
         w, h = x2 - x1, y2 - y1
-        body = _colour(rng, [(30, 30, 160), (160, 60, 30), (200, 200, 200), (40, 40, 40), (30, 140, 200),
-                             (90, 90, 90), (20, 90, 20)][rng.integers(0, 7)], 30)
+        body = _colour(
+            rng,
+            [(30, 30, 160), (160, 60, 30), (200, 200, 200), (40, 40, 40), (30, 140, 200), (90, 90, 90), (20, 90, 20)][
+                rng.integers(0, 7)
+            ],
+            30,
+        )
 
         def rect(a, b, c, d, colour):
             self._occlude_rect((x1 + a * w, y1 + b * h), (x1 + c * w, y1 + d * h), colour)
 
-        shadow = np.array([[x1 - 0.05 * w, y2 - 0.04 * h], [x2 + 0.05 * w, y2 - 0.04 * h], [x2 + 0.1 * w, y2],
-                           [x1 - 0.1 * w, y2]]).round().astype(np.int32)
+        shadow = (
+            np.array(
+                [[x1 - 0.05 * w, y2 - 0.04 * h], [x2 + 0.05 * w, y2 - 0.04 * h], [x2 + 0.1 * w, y2], [x1 - 0.1 * w, y2]]
+            )
+            .round()
+            .astype(np.int32)
+        )
         cv2.fillPoly(self.image, [shadow], (25, 25, 25))
         rect(0.0, 0.86, 0.2, 1.0, (15, 15, 15))  # wheels
         rect(0.8, 0.86, 1.0, 1.0, (15, 15, 15))
@@ -280,7 +293,9 @@ class SceneRenderer:
             self._occlude_rect((u - 0.15 * scale, v - trunk_h), (u + 0.15 * scale, v), _colour(rng, (40, 60, 90), 15))
             self._occlude_circle((u, v - trunk_h - radius * 0.6), radius, _colour(rng, (40, 110, 50), 30))
         elif kind == "pole":
-            self._occlude_rect((u - 0.1 * scale, v - 7 * scale), (u + 0.1 * scale, v), _colour(rng, (120, 120, 120), 20))
+            self._occlude_rect(
+                (u - 0.1 * scale, v - 7 * scale), (u + 0.1 * scale, v), _colour(rng, (120, 120, 120), 20)
+            )
         elif kind == "building":
             w, h = rng.uniform(6, 15) * scale, rng.uniform(5, 20) * scale
             self._occlude_rect((u - w / 2, v - h), (u + w / 2, v), _colour(rng, (130, 140, 160), 40))
@@ -346,8 +361,15 @@ def _write_one(job: tuple) -> None:
     write_sample(paths, scene.image, scene.boxes, np.zeros(len(scene.boxes), np.int64), scene.drivable, scene.lane)
 
 
-def generate_dataset(root, counts: dict[str, int], seed: int, width: int = 1280, height: int = 720,
-                     workers: int = 2, progress: bool = True) -> dict[str, int]:
+def generate_dataset(
+    root,
+    counts: dict[str, int],
+    seed: int,
+    width: int = 1280,
+    height: int = 720,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict[str, int]:
     """Write `counts[split]` scenes per split (train/val) in the RMT-PPAD layout; returns the counts."""
     from multiprocessing import get_context
 

@@ -9,8 +9,15 @@ from ppad_core.boxes import xyxy_to_cxcywh
 from ppad_core.data.layout import SamplePaths, format_yolo_line
 
 
-def write_sample(paths: SamplePaths, image_bgr: np.ndarray | None, boxes_xyxy: np.ndarray, labels: np.ndarray,
-                 drivable: np.ndarray, lane: np.ndarray, jpeg_quality: int = 92) -> None:
+def write_sample(
+    paths: SamplePaths,
+    image_bgr: np.ndarray | None,
+    boxes_xyxy: np.ndarray,
+    labels: np.ndarray,
+    drivable: np.ndarray,
+    lane: np.ndarray,
+    jpeg_quality: int = 92,
+) -> None:
     """Image (unless None: already in place), YOLO label file, and 0/255 mask PNGs."""
     if image_bgr is not None:
         cv2.imwrite(str(paths.image), image_bgr, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
