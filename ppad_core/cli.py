@@ -87,25 +87,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    table = Table(title=f"{config.name}  (input {config.input_size[0]}x{config.input_size[1]})")
-    table.add_column("item")
-    table.add_column("value", justify="right")
     params = info["parameters"]
-    for part, n in params["by_part"].items():
-        table.add_row(f"params: {part}", f"{n:,}")
-    table.add_row("params: trainable total", f"{params['trainable']:,}")
-    table.add_row("params: after fusion", f"{params['fused']:,}")
-    table.add_row("MACs (fused)", f"{info['macs'] / 1e9:.2f} G")
-    table.add_row("classes", ", ".join(config.class_names))
-    table.add_row("seg thresholds", ", ".join(f"{n}={t}" for n, t in zip(config.seg_names, config.seg_thresholds)))
+    rows = {f"params: {part}": f"{n:,}" for part, n in params["by_part"].items()}
+    rows["params: trainable total"] = f"{params['trainable']:,}"
+    rows["params: after fusion"] = f"{params['fused']:,}"
+    rows["MACs (fused)"] = f"{info['macs'] / 1e9:.2f} G"
+    rows["classes"] = ", ".join(config.class_names)
+    rows["seg thresholds"] = ", ".join(f"{n}={t}" for n, t in zip(config.seg_names, config.seg_thresholds))
     if provenance:
-        table.add_row("provenance", ", ".join(f"{k}={v}" for k, v in provenance.items()))
+        rows["provenance"] = ", ".join(f"{k}={v}" for k, v in provenance.items())
     if args.latency:
         lat = info["latency_fused_fp32"]
-        table.add_row(
-            f"forward latency (median of {lat['runs']}, {lat['threads']} threads)", f"{lat['median_ms']:.1f} ms"
-        )
-    Console().print(table)
+        rows[f"forward latency (median of {lat['runs']}, {lat['threads']} threads)"] = f"{lat['median_ms']:.1f} ms"
+    _print_table(f"{config.name}  (input {config.input_size[0]}x{config.input_size[1]})", rows)
     return 0
 
 

@@ -93,6 +93,7 @@ class MetricAccumulator:
 
     def __init__(self, seg_thresholds: tuple[float, float] = (0.45, 0.90)) -> None:
         self.seg_thresholds = seg_thresholds
+        self._all_thresholds = sorted(set(SWEEP_THRESHOLDS.tolist()) | set(seg_thresholds))
         self.tp: list[np.ndarray] = []
         self.scores: list[np.ndarray] = []
         self.num_gt = 0
@@ -113,10 +114,9 @@ class MetricAccumulator:
 
     def add_segmentation(self, probs: np.ndarray, gt: np.ndarray) -> None:
         """probs [2, H, W] (drivable, lane) and 0/1 ground truth of the same size."""
-        thresholds = sorted(set(SWEEP_THRESHOLDS.tolist()) | set(self.seg_thresholds))
         for channel, task in enumerate(("drivable", "lane")):
             truth = gt[channel] > 0
-            self.seg[task].append({t: segmentation_scores(probs[channel] > t, truth) for t in thresholds})
+            self.seg[task].append({t: segmentation_scores(probs[channel] > t, truth) for t in self._all_thresholds})
         self.images += 1
 
     def seg_mean(self, task: str, threshold: float, key: str) -> float:
