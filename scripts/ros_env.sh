@@ -1,3 +1,16 @@
-# Sourced by every script that may start ROS processes: keep DDS discovery on this machine's loopback.
+# Sourced by every script that may start ROS processes.
+# Keeps DDS discovery on this machine's loopback, on a domain of its own.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (($$ % 100)) + 101 ))}"
+
+# The dev underlay built by scripts/ros_underlay.sh: ROS 2 wheels in the venv plus .ros/install.
+_ppad_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_ppad_venv="$_ppad_repo/${PPAD_VENV:-.venv}"
+if [ -z "${ROS_DISTRO:-}" ] && [ -d "$_ppad_venv/share/rclpy" ]; then
+  export AMENT_PREFIX_PATH="$_ppad_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+  export CMAKE_PREFIX_PATH="$_ppad_venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+fi
+if [ -f "$_ppad_repo/.ros/install/local_setup.sh" ]; then
+  COLCON_CURRENT_PREFIX="$_ppad_repo/.ros/install" . "$_ppad_repo/.ros/install/local_setup.sh"
+fi
+unset _ppad_repo _ppad_venv

@@ -17,3 +17,4 @@ if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(not torch.__version__.st
 fi
 echo "[setup] installing ppad (editable) and its dependencies"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]"
+bash scripts/ros_underlay.sh

@@ -1,0 +1,110 @@
+"""Inference backends behind the Predictor: PyTorch (eager, fused, channels-last, bf16/fp16) and ONNX Runtime.
+
+Every backend takes a uint8 RGB batch [B, 3, H, W] (numpy) and returns float32 numpy arrays `boxes`
+[B, Q, 4] (normalised cx, cy, w, h), `scores` [B, Q, C] and `seg_logits` [B, 2, H, W].
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ppad_core.model.fusion import fuse_model
+from ppad_core.model.rmt_ppad import RMTPPAD
+
+BACKENDS = ("torch", "onnxruntime")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+OUTPUT_NAMES = ("boxes", "scores", "seg_logits")
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    description: str
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def cpu_supports_bf16() -> bool:
+    """Native bf16 matrix units (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than fp32."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+class TorchBackend:
+    """PyTorch inference: Conv+BN folded and RepConv merged unless `fuse=False` (the eager baseline)."""
+
+    def __init__(
+        self,
+        model: RMTPPAD,
+        device: str = "cpu",
+        precision: str = "fp32",
+        channels_last: bool = False,
+        fuse: bool = True,
+    ) -> None:
+        self.device = torch.device(device)
+        self.autocast_dtype = _autocast_dtype(precision, self.device)
+        model = fuse_model(model) if fuse else model.eval()
+        model = model.to(self.device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        options = [("fused" if fuse else "eager"), precision] + (["channels-last"] if channels_last else [])
+        self.description = f"torch {' '.join(options)} on {self.device}"
+
+    @torch.inference_mode()
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        batch = torch.from_numpy(images).to(self.device, non_blocking=True).float().div_(255.0)
+        batch = batch.contiguous(memory_format=self.memory_format)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            outputs = self.model(batch)
+        return {name: outputs[name].float().cpu().numpy() for name in OUTPUT_NAMES}
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "fp32":
+        return None
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError("precision fp16 needs a CUDA device; on CPU use bf16 (or fp32)")
+        return torch.float16
+    if precision == "bf16":
+        if device.type == "cpu" and not cpu_supports_bf16():
+            raise ValueError("precision bf16 needs a CPU with AVX512-BF16 or AMX; this one would emulate it")
+        return torch.bfloat16
+    raise ValueError(f"precision {precision!r} is not available with the torch backend (fp32, bf16, fp16)")
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime session: TensorRT, then CUDA execution providers on a GPU device; CPU otherwise."""
+
+    def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        providers = _providers(device, ort.get_available_providers())
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+        self.description = f"onnxruntime {Path(onnx_path).name} on {self.session.get_providers()[0]}"
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        batch = images.astype(np.float32) * np.float32(1 / 255)
+        outputs = self.session.run(list(OUTPUT_NAMES), {self.input_name: batch})
+        return dict(zip(OUTPUT_NAMES, outputs))
+
+
+def _providers(device: str, available: list[str]) -> list[str]:
+    if not device.startswith("cuda"):
+        return ["CPUExecutionProvider"]
+    gpu = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
+    if not gpu:
+        raise ValueError(
+            f"device {device!r} asked for, but this onnxruntime has only {available}; install onnxruntime-gpu"
+        )
+    return gpu + ["CPUExecutionProvider"]
