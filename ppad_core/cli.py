@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 console = Console(stderr=True)
@@ -186,9 +187,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ppad_core.data.dataset import DrivingDataset
     from ppad_core.evaluate.evaluator import evaluate
     from ppad_core.evaluate.report import print_report, write_plots
-    from ppad_core.runtime.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(args.checkpoint)
+    predictor = _predictor_from_args(args)
     config = predictor.config
     dataset = DrivingDataset(args.data, args.split, config.input_size, config.num_classes)
     results = evaluate(predictor, dataset, batch_size=args.batch, workers=args.workers)
@@ -248,11 +248,45 @@ def cmd_convert_bdd100k(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from ppad_core.runtime.predict import run_predict
+def _add_runtime_options(parser: argparse.ArgumentParser, resize: bool = True) -> None:
+    from ppad_core.runtime.backends import BACKENDS, PRECISIONS
+
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--backend", choices=BACKENDS, default="torch", help="inference backend (default torch)")
+    group.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32; bf16 (CPUs with AVX512-BF16/AMX) or fp16 (CUDA) with torch; int8 with onnxruntime",
+    )
+    group.add_argument("--channels-last", action="store_true", help="torch: NHWC memory layout (faster convs)")
+    if resize:
+        group.add_argument(
+            "--resize",
+            choices=("stretch", "letterbox"),
+            default="stretch",
+            help="stretch (the paper's protocol, default) or aspect-preserving letterbox",
+        )
+
+
+def _predictor_from_args(args: argparse.Namespace, **kwargs):
     from ppad_core.runtime.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, conf_threshold=args.conf)
+    return Predictor.from_checkpoint(
+        args.checkpoint,
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        **kwargs,
+    )
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ppad_core.runtime.predict import run_predict
+
+    predictor = _predictor_from_args(args, conf_threshold=args.conf, resize=args.resize)
     with console.status("predicting"):
         counts = run_predict(predictor, args.inputs, args.out, save_masks=args.save_masks)
     summary = {"output": str(args.out), **counts}
@@ -261,6 +295,113 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         _print_table("predictions written", summary)
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ppad_core.model.checkpoint import load_checkpoint
+    from ppad_core.runtime.export import ONNX_FILES, export_onnx, onnx_parity, quantize_int8, sample_inputs
+
+    model = load_checkpoint(args.checkpoint)[0]
+    out = Path(args.out) if args.out else Path(args.checkpoint) / ONNX_FILES["fp32"]
+    with console.status(f"exporting {out}"):
+        export_onnx(model, out, opset=args.opset)
+    summary: dict[str, Any] = {"onnx": str(out), "opset": args.opset, "size_mb": round(out.stat().st_size / 2**20, 2)}
+    images = sample_inputs(model.config, args.calib, count=args.calib_count)
+    failed = False
+    if not args.no_check:
+        with console.status("checking ONNX Runtime against PyTorch"):
+            diffs = onnx_parity(model, out, images[: min(len(images), 4)])
+        summary.update({f"max_abs_diff_{k}": v for k, v in diffs.items()})
+        failed = max(diffs["boxes"], diffs["scores"]) > args.tolerance
+    if args.int8:
+        int8_out = out.with_name(ONNX_FILES["int8"])
+        with console.status(f"calibrating and quantising to {int8_out} ({len(images)} images)"):
+            quantize_int8(out, int8_out, images)
+        diffs = onnx_parity(model, int8_out, images[: min(len(images), 4)])
+        summary.update({"int8_onnx": str(int8_out), **{f"int8_max_abs_diff_{k}": v for k, v in diffs.items()}})
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_table("export", summary)
+    if failed:
+        console.print(f"[bold red]error:[/] ONNX Runtime differs from PyTorch by more than {args.tolerance}")
+        return 1
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ppad_core.runtime.benchmark import default_variants, markdown_table, run_benchmark
+
+    labels = args.labels or [Path(m).name for m in args.models]
+    if len(labels) != len(args.models):
+        raise ValueError(f"--labels names {len(labels)} models but {len(args.models)} were given")
+    variants = default_variants(args.device, int8=args.int8)
+    if args.variants:
+        variants = [v for v in variants if any(key in v.label for key in args.variants)]
+        if not variants:
+            raise ValueError(f"--variants {args.variants} matches none of the available variants")
+    table = _bench_table()
+    with Live(table, console=console, refresh_per_second=2):
+        result = run_benchmark(
+            list(zip(labels, args.models)),
+            variants,
+            device=args.device,
+            input_size=tuple(args.input_size) if args.input_size else None,
+            warmup=args.warmup,
+            runs=args.runs,
+            batch_sizes=tuple(args.batch_sizes),
+            on_row=lambda row: _bench_row(table, row),
+        )
+    final = _bench_table()
+    for row in result["rows"]:
+        _bench_row(final, row, ratios=True)
+    Console(width=max(Console().width, 200)).print(final)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        console.print(f"wrote {args.json}")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown_table(result))
+        console.print(f"wrote {args.markdown}")
+    return 0
+
+
+def _bench_table() -> Table:
+    table = Table(title="ppad bench (latency in ms, median after warm-up; batch 1 unless noted)")
+    for name in (
+        "model",
+        "variant",
+        "params M",
+        "GMAC",
+        "pre",
+        "infer p50/p95",
+        "post",
+        "total",
+        "speed-up",
+        "b1 img/s",
+        "b8 img/s",
+        "peak MB",
+        "x floor",
+    ):
+        table.add_column(name, justify="left" if name in ("model", "variant") else "right")
+    return table
+
+
+def _bench_row(table: Table, row: dict, ratios: bool = False) -> None:
+    table.add_row(
+        row["model"],
+        row["variant"],
+        f"{row['parameters'] / 1e6:.2f}",
+        f"{row['macs'] / 1e9:.1f}",
+        f"{row['preprocess_ms']['median']:.1f}",
+        f"{row['inference_ms']['median']:.1f} / {row['inference_ms']['p95']:.1f}",
+        f"{row['postprocess_ms']['median']:.1f}",
+        f"{row['total_ms']['median']:.1f}",
+        f"{row['speedup_vs_baseline']:.2f}x" if ratios else "",
+        f"{row.get('throughput_b1_fps', float('nan')):.2f}",
+        f"{row.get('throughput_b8_fps', float('nan')):.2f}",
+        f"{row['peak_memory_mb']:.0f}",
+        f"{row['over_floor']:.1f}",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,9 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("checkpoint", help="checkpoint directory")
     pred.add_argument("inputs", nargs="+", help="image files, folders of images, or videos")
     pred.add_argument("--out", required=True, help="output folder")
-    pred.add_argument("--conf", type=float, default=0.25, help="detection score threshold (default 0.25)")
+    pred.add_argument(
+        "--conf", type=float, default=None, help="detection score threshold (default: the checkpoint's, 0.25)"
+    )
     pred.add_argument("--save-masks", action="store_true", help="also write the two masks as PNG per image")
     pred.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
+    _add_runtime_options(pred)
     pred.set_defaults(func=cmd_predict)
 
     train = sub.add_parser(
@@ -393,7 +537,50 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=int, default=0, help="data loading processes (default 0)")
     ev.add_argument("--plots", metavar="DIR", help="write PR curve and threshold sweep PNGs to DIR")
     ev.add_argument("--json", metavar="FILE", help="write all results as JSON to FILE")
+    _add_runtime_options(ev, resize=False)
     ev.set_defaults(func=cmd_eval)
+
+    exp = sub.add_parser(
+        "export",
+        help="export a checkpoint to ONNX (fused, dynamic batch) and check it against PyTorch; optional INT8",
+        description="Write CHECKPOINT/model.onnx (or --out): the fused fp32 graph, input `images` [B,3,H,W] in "
+        "[0,1], outputs boxes/scores/seg_logits, with the architecture, class names and thresholds in its "
+        "metadata. ONNX Runtime is then run on sample images and compared with PyTorch (fails above "
+        "--tolerance). --int8 adds model.int8.onnx by static QDQ quantisation calibrated on --calib images.",
+    )
+    exp.add_argument("checkpoint", help="checkpoint directory")
+    exp.add_argument("--format", choices=("onnx",), default="onnx", help="export format (onnx)")
+    exp.add_argument("--out", help="output file (default CHECKPOINT/model.onnx)")
+    exp.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    exp.add_argument("--int8", action="store_true", help="also write an INT8 model calibrated on --calib")
+    exp.add_argument("--calib", help="folder of calibration/check images (default: rendered synthetic scenes)")
+    exp.add_argument("--calib-count", type=int, default=32, help="images used for calibration (default 32)")
+    exp.add_argument("--tolerance", type=float, default=1e-3, help="max |diff| of boxes and scores (default 1e-3)")
+    exp.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
+    exp.add_argument("--json", action="store_true", help="print machine-readable JSON to stdout")
+    exp.set_defaults(func=cmd_export)
+
+    bench = sub.add_parser(
+        "bench",
+        help="latency/throughput/memory of teacher and student on every backend, side by side",
+        description="Each MODEL (checkpoint directory, or an architecture config for random weights) runs through "
+        "every backend variant this device supports: torch eager (unfused, the baseline), fused, channels-last, "
+        "bf16/fp16, onnxruntime (and INT8 with --int8). A 1280x720 frame goes through the full Predictor: "
+        "pre/infer/post latency median and p95, throughput at each batch size, peak memory, parameters, MACs, "
+        "and the physical floor (MACs over the measured matrix-multiply rate).",
+    )
+    bench.add_argument("models", nargs="+", help="checkpoint directories or config names (first = reference)")
+    bench.add_argument("--labels", nargs="+", help="row labels, e.g. teacher student")
+    bench.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="override the input size")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    bench.add_argument("--warmup", type=int, default=2, help="warm-up runs (default 2)")
+    bench.add_argument("--runs", type=int, default=10, help="timed runs at batch 1 (default 10)")
+    bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="throughput batches (default 1 8)")
+    bench.add_argument("--int8", action="store_true", help="include ONNX Runtime INT8 (CPU)")
+    bench.add_argument("--variants", nargs="+", help="only variants whose label contains one of these words")
+    bench.add_argument("--json", metavar="FILE", help="write all figures as JSON")
+    bench.add_argument("--markdown", metavar="FILE", help="write the table as Markdown (benchmarks/RESULTS.md)")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

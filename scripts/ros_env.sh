@@ -12,5 +12,8 @@ if [ -z "${ROS_DISTRO:-}" ] && [ -d "$_ppad_venv/share/rclpy" ]; then
 fi
 if [ -f "$_ppad_repo/.ros/install/local_setup.sh" ]; then
   COLCON_CURRENT_PREFIX="$_ppad_repo/.ros/install" . "$_ppad_repo/.ros/install/local_setup.sh"
+  # The checkout's sources shadow the installed copies (new files need no rebuild); ppad_ros.msg
+  # still comes from the install tree through the package's extend_path.
+  export PYTHONPATH="$_ppad_repo:$PYTHONPATH"
 fi
 unset _ppad_repo _ppad_venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from rich.progress import Progress
 
@@ -31,14 +32,16 @@ def evaluate(
     return results
 
 
-def add_batch(accumulator: MetricAccumulator, outputs: dict[str, torch.Tensor], batch: dict) -> None:
-    scores, classes = outputs["scores"].max(-1)
+def add_batch(accumulator: MetricAccumulator, outputs: dict[str, np.ndarray], batch: dict) -> None:
+    scores, classes = torch.from_numpy(outputs["scores"]).max(-1)
+    boxes = torch.from_numpy(outputs["boxes"])
+    seg_probs = 1.0 / (1.0 + np.exp(-outputs["seg_logits"]))
     for i, target in enumerate(batch["targets"]):
         accumulator.add_detections(
-            cxcywh_to_xyxy(outputs["boxes"][i]),
+            cxcywh_to_xyxy(boxes[i]),
             scores[i],
             classes[i],
             cxcywh_to_xyxy(target["boxes"]),
             target["labels"],
         )
-        accumulator.add_segmentation(outputs["seg_probs"][i].numpy(), batch["masks"][i].numpy())
+        accumulator.add_segmentation(seg_probs[i], batch["masks"][i].numpy())

@@ -66,6 +66,7 @@ class ModelConfig:
     class_names: list[str] = field(default_factory=lambda: ["vehicle"])
     seg_names: list[str] = field(default_factory=lambda: ["drivable_area", "lane_line"])
     seg_thresholds: list[float] = field(default_factory=lambda: [0.45, 0.90])
+    conf_threshold: float = 0.25  # detection score kept by the Predictor (evaluation scores every query)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     head: HeadConfig = field(default_factory=HeadConfig)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +13,11 @@ import torch
 
 from ppad_core.boxes import cxcywh_to_xyxy
 from ppad_core.model.checkpoint import load_checkpoint
-from ppad_core.model.fusion import fuse_model
+from ppad_core.model.config import ModelConfig
 from ppad_core.model.rmt_ppad import RMTPPAD
-from ppad_core.runtime.preprocess import stretch_to_input
+from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from ppad_core.runtime.export import resolve_onnx
+from ppad_core.runtime.preprocess import InputTransform, resize_to_input
 
 
 @dataclass
@@ -27,48 +31,109 @@ class Prediction:
     lane_mask: np.ndarray
 
 
+@dataclass
+class StageTimes:
+    """Wall time of one batch through each stage, in milliseconds."""
+
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.inference_ms + self.postprocess_ms
+
+
 class Predictor:
-    def __init__(self, model: RMTPPAD, device: str = "cpu", conf_threshold: float = 0.25, fuse: bool = True) -> None:
-        self.config = model.config
-        self.device = torch.device(device)
-        model = fuse_model(model) if fuse else model.eval()
-        self.model = model.to(self.device)
-        self.conf_threshold = conf_threshold
-        self.seg_thresholds = torch.tensor(self.config.seg_thresholds).view(1, 2, 1, 1)
+    """BGR images of any size in; boxes, scores, class ids and masks in their original pixels out."""
+
+    def __init__(
+        self, backend: Backend, config: ModelConfig, conf_threshold: float | None = None, resize: str = "stretch"
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self.conf_threshold = config.conf_threshold if conf_threshold is None else conf_threshold
+        self.resize = resize
+        # sigmoid(x) > t  <=>  x > logit(t): thresholding logits skips a sigmoid over every pixel.
+        self.seg_logit_thresholds = np.array([math.log(t / (1 - t)) for t in config.seg_thresholds], np.float32)
+        resize_to_input(np.zeros((8, 8, 3), np.uint8), config.input_size, resize)  # rejects unknown modes early
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **kwargs) -> Predictor:
-        return cls(load_checkpoint(path)[0], **kwargs)
+    def from_model(
+        cls,
+        model: RMTPPAD,
+        device: str = "cpu",
+        precision: str = "fp32",
+        channels_last: bool = False,
+        fuse: bool = True,
+        **kwargs,
+    ) -> Predictor:
+        return cls(TorchBackend(model, device, precision, channels_last, fuse), model.config, **kwargs)
 
-    def preprocess(self, images_bgr: list[np.ndarray]) -> torch.Tensor:
-        """uint8 RGB batch [B, 3, H, W] at the model's input size."""
-        batch = np.stack([stretch_to_input(image, self.config.input_size) for image in images_bgr])
-        return torch.from_numpy(batch).permute(0, 3, 1, 2)
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        backend: str = "torch",
+        device: str = "cpu",
+        precision: str = "fp32",
+        channels_last: bool = False,
+        fuse: bool = True,
+        **kwargs,
+    ) -> Predictor:
+        """`backend` is torch or onnxruntime; an ONNX file is exported next to a checkpoint on first use."""
+        if backend == "torch":
+            return cls.from_model(load_checkpoint(path)[0], device, precision, channels_last, fuse, **kwargs)
+        if backend == "onnxruntime":
+            onnx_path, config = resolve_onnx(path, precision)
+            return cls(OnnxRuntimeBackend(onnx_path, device), config, **kwargs)
+        raise ValueError(f"backend {backend!r} is not one of torch, onnxruntime")
 
-    @torch.inference_mode()
-    def forward(self, images_uint8: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Raw network outputs on the CPU: normalised cxcywh boxes, class scores, segmentation probabilities."""
-        outputs = self.model(images_uint8.to(self.device).float() / 255.0)
-        return {
-            "boxes": outputs["boxes"].float().cpu(),
-            "scores": outputs["scores"].float().cpu(),
-            "seg_probs": outputs["seg_logits"].float().sigmoid().cpu(),
-        }
+    def preprocess(self, images_bgr: list[np.ndarray]) -> tuple[np.ndarray, list[InputTransform]]:
+        """uint8 RGB batch [B, 3, H, W] at the model's input size, and each image's transform."""
+        resized = [resize_to_input(image, self.config.input_size, self.resize) for image in images_bgr]
+        batch = np.stack([pixels for pixels, _ in resized]).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(batch), [transform for _, transform in resized]
 
-    def postprocess(self, outputs: dict[str, torch.Tensor], original_sizes: list[tuple[int, int]]) -> list[Prediction]:
+    def forward(self, images_uint8: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
+        """Raw network outputs: normalised cxcywh boxes, class scores, segmentation logits (float32 numpy)."""
+        if isinstance(images_uint8, torch.Tensor):
+            images_uint8 = images_uint8.numpy()
+        return self.backend(images_uint8)
+
+    def postprocess(self, outputs: dict[str, np.ndarray], transforms: list[InputTransform]) -> list[Prediction]:
         """Confident boxes in original pixels (no NMS: queries are one-to-one) and thresholded masks."""
-        scores, class_ids = outputs["scores"].max(-1)
-        masks = (outputs["seg_probs"] > self.seg_thresholds).to(torch.uint8).numpy()
+        best_scores = outputs["scores"].max(-1)
+        class_ids = outputs["scores"].argmax(-1)
+        masks = (outputs["seg_logits"] > self.seg_logit_thresholds[None, :, None, None]).view(np.uint8)
+        input_h, input_w = self.config.input_size
+        input_scale = np.array([input_w, input_h, input_w, input_h], np.float32)
         results = []
-        for i, (height, width) in enumerate(original_sizes):
-            keep = scores[i] > self.conf_threshold
-            boxes = cxcywh_to_xyxy(outputs["boxes"][i][keep]) * torch.tensor([width, height, width, height])
-            drivable, lane = (cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in masks[i])
-            results.append(
-                Prediction(boxes.numpy(), scores[i][keep].numpy(), class_ids[i][keep].numpy(), drivable, lane)
+        for i, transform in enumerate(transforms):
+            keep = best_scores[i] > self.conf_threshold
+            boxes = cxcywh_to_xyxy(outputs["boxes"][i][keep]) * input_scale
+            height, width = transform.original_size
+            offset = np.array([transform.pad_x, transform.pad_y] * 2, np.float32)
+            scale = np.array([transform.scale_x, transform.scale_y] * 2, np.float32)
+            boxes = np.clip((boxes - offset) / scale, 0, [width, height, width, height])
+            x0, y0, x1, y1 = transform.content_box
+            drivable, lane = (
+                cv2.resize(mask[y0:y1, x0:x1], (width, height), interpolation=cv2.INTER_NEAREST) for mask in masks[i]
             )
+            results.append(Prediction(boxes, best_scores[i][keep], class_ids[i][keep], drivable, lane))
         return results
 
+    def predict(self, images_bgr: list[np.ndarray]) -> tuple[list[Prediction], StageTimes]:
+        start = time.perf_counter()
+        batch, transforms = self.preprocess(images_bgr)
+        preprocessed = time.perf_counter()
+        outputs = self.forward(batch)
+        inferred = time.perf_counter()
+        predictions = self.postprocess(outputs, transforms)
+        done = time.perf_counter()
+        return predictions, StageTimes(
+            (preprocessed - start) * 1e3, (inferred - preprocessed) * 1e3, (done - inferred) * 1e3
+        )
+
     def __call__(self, images_bgr: list[np.ndarray]) -> list[Prediction]:
-        outputs = self.forward(self.preprocess(images_bgr))
-        return self.postprocess(outputs, [image.shape[:2] for image in images_bgr])
+        return self.predict(images_bgr)[0]

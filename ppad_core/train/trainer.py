@@ -311,7 +311,7 @@ class Trainer:
         return {"loss": float(loss.detach()), **per_task}
 
     def validate(self) -> dict:
-        predictor = Predictor(self.ema.model, device=str(self.device), fuse=True)
+        predictor = Predictor.from_model(self.ema.model, device=str(self.device))
         return evaluate(predictor, self.val_set, batch_size=8, progress=self.progress)
 
     # ----- outputs ---------------------------------------------------------------------------------------

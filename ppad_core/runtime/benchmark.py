@@ -1,0 +1,271 @@
+"""`ppad bench`: teacher and student through every backend, side by side in one run.
+
+Per row: pre/infer/post latency (median and p95 after warm-up, batch 1), throughput at each batch
+size, peak memory, parameters and MACs, and the physical floor (MACs over this machine's measured
+matrix-multiply rate) with the measured inference time over it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ppad_core.data.synth import render_scene
+from ppad_core.model.checkpoint import load_checkpoint
+from ppad_core.model.complexity import count_macs, count_parameters
+from ppad_core.model.config import resolve_model_config
+from ppad_core.model.fusion import fuse_model
+from ppad_core.model.rmt_ppad import RMTPPAD, build_model
+from ppad_core.runtime.backends import OnnxRuntimeBackend, cpu_supports_bf16
+from ppad_core.runtime.export import export_onnx, quantize_int8, sample_inputs
+from ppad_core.runtime.predictor import Predictor
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running a model."""
+
+    label: str
+    backend: str  # torch | onnxruntime
+    precision: str = "fp32"
+    fuse: bool = True
+    channels_last: bool = False
+
+
+def default_variants(device: str, int8: bool = False) -> list[Variant]:
+    """The eager baseline first, then each optimisation this device supports."""
+    variants = [
+        Variant("torch eager fp32", "torch", fuse=False),
+        Variant("torch fused fp32", "torch"),
+        Variant("torch fused fp32 channels-last", "torch", channels_last=True),
+    ]
+    if device.startswith("cuda"):
+        variants.append(Variant("torch fused fp16 channels-last", "torch", "fp16", channels_last=True))
+    elif cpu_supports_bf16():
+        variants.append(Variant("torch fused bf16 channels-last", "torch", "bf16", channels_last=True))
+    variants.append(Variant("onnxruntime fp32", "onnxruntime"))
+    if int8 and not device.startswith("cuda"):
+        variants.append(Variant("onnxruntime int8", "onnxruntime", "int8"))
+    return variants
+
+
+def load_for_bench(spec: str, input_size: tuple[int, int] | None) -> RMTPPAD:
+    """A checkpoint directory (its weights) or an architecture config (random weights: latency only)."""
+    if (Path(spec) / "model.safetensors").is_file():
+        model = load_checkpoint(spec)[0]
+    else:
+        torch.manual_seed(0)
+        model = build_model(resolve_model_config(spec))
+    if input_size is not None:
+        model.config.input_size = tuple(input_size)
+        model.config.validate()
+    return model.eval()
+
+
+def matmul_rate(device: str, dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 1.0) -> float:
+    """Best sustained multiply-add rate of a square matrix product, in FLOP/s (2 per MAC)."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    with torch.inference_mode():
+        torch.mm(a, b)
+        while time.perf_counter() < deadline:
+            _sync(device)
+            start = time.perf_counter()
+            torch.mm(a, b)
+            _sync(device)
+            best = max(best, 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def reset_peak_memory(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:  # Linux: writing 5 resets this process's peak resident set size (VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def build_predictor(model: RMTPPAD, variant: Variant, device: str, workdir: Path) -> Predictor:
+    if variant.backend == "torch":
+        return Predictor.from_model(model, device, variant.precision, variant.channels_last, variant.fuse)
+    onnx_path = workdir / "model.onnx"
+    if not onnx_path.is_file():
+        export_onnx(model, onnx_path)
+    if variant.precision == "int8":
+        int8_path = workdir / "model.int8.onnx"
+        if not int8_path.is_file():
+            quantize_int8(onnx_path, int8_path, sample_inputs(model.config, count=16))
+        onnx_path = int8_path
+    return Predictor(OnnxRuntimeBackend(onnx_path, device), model.config)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def measure(
+    predictor: Predictor, frame: np.ndarray, device: str, warmup: int, runs: int, batch_sizes: list[int]
+) -> dict:
+    """Stage latencies at batch 1 and throughput at each batch size, after warm-up."""
+    reset_peak_memory(device)
+    for _ in range(warmup):
+        predictor.predict([frame])
+    stages: dict[str, list[float]] = {"preprocess": [], "inference": [], "postprocess": [], "total": []}
+    for _ in range(runs):
+        _, times = predictor.predict([frame])
+        for key, value in zip(stages, (times.preprocess_ms, times.inference_ms, times.postprocess_ms, times.total_ms)):
+            stages[key].append(value)
+    result = {f"{k}_ms": {"median": statistics.median(v), "p95": _percentile(v, 95)} for k, v in stages.items()}
+    for batch in batch_sizes:
+        if batch == 1:
+            result["throughput_b1_fps"] = 1000.0 / result["total_ms"]["median"]
+            continue
+        frames = [frame] * batch
+        predictor.predict(frames)
+        timings = [predictor.predict(frames)[1].total_ms for _ in range(max(2, runs // 4))]
+        result[f"throughput_b{batch}_fps"] = batch * 1000.0 / statistics.median(timings)
+    result["peak_memory_mb"] = peak_memory_mb(device)
+    return result
+
+
+def run_benchmark(
+    models: list[tuple[str, str]],
+    variants: list[Variant],
+    device: str = "cpu",
+    input_size: tuple[int, int] | None = None,
+    warmup: int = 2,
+    runs: int = 10,
+    batch_sizes: tuple[int, ...] = (1, 8),
+    on_row: Callable[[dict], None] | None = None,
+) -> dict:
+    """Rows for every (model, variant); ratios against the first row and against the first model."""
+    frame = render_scene(seed=3, split="bench", index=0).image  # a 1280x720 street scene
+    rates = {"fp32": matmul_rate(device)}
+    if any(v.precision in ("bf16", "fp16") for v in variants):
+        half = torch.float16 if device.startswith("cuda") else torch.bfloat16
+        rates["half"] = matmul_rate(device, half)
+    rows = []
+    for model_label, spec in models:
+        model = load_for_bench(spec, input_size)
+        fused = fuse_model(model)
+        params, macs = count_parameters(fused, trainable_only=False), count_macs(fused, model.config.input_size)
+        with tempfile.TemporaryDirectory(prefix="ppad-bench-") as workdir:
+            for variant in variants:
+                predictor = build_predictor(model, variant, device, Path(workdir))
+                row = {
+                    "model": model_label,
+                    "source": spec,
+                    "variant": variant.label,
+                    "input_size": list(model.config.input_size),
+                    "parameters": params,
+                    "macs": macs,
+                    **measure(predictor, frame, device, warmup, runs, list(batch_sizes)),
+                }
+                rate = rates["half"] if variant.precision in ("bf16", "fp16") else rates["fp32"]
+                row["floor_ms"] = 2 * macs / rate * 1e3
+                row["over_floor"] = row["inference_ms"]["median"] / row["floor_ms"]
+                rows.append(row)
+                if on_row:
+                    on_row(row)
+                del predictor
+    _add_ratios(rows)
+    return {
+        "machine": machine_description(device),
+        "matmul_gflops": {k: v / 1e9 for k, v in rates.items()},
+        "rows": rows,
+    }
+
+
+def _add_ratios(rows: list[dict]) -> None:
+    baseline = rows[0]["total_ms"]["median"]
+    first_model = rows[0]["model"]
+    reference = {r["variant"]: r["total_ms"]["median"] for r in rows if r["model"] == first_model}
+    for row in rows:
+        latency = row["total_ms"]["median"]
+        row["speedup_vs_baseline"] = baseline / latency
+        if row["variant"] in reference:
+            row[f"latency_vs_{first_model}"] = latency / reference[row["variant"]]
+
+
+def machine_description(device: str) -> dict:
+    import onnxruntime
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    description = {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+        "device": device,
+    }
+    if device.startswith("cuda"):
+        description["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return description
+
+
+def markdown_table(result: dict) -> str:
+    """The table as Markdown, with the machine it came from."""
+    machine = result["machine"]
+    first_model = result["rows"][0]["model"]
+    lines = [
+        f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, {machine['torch_threads']} torch "
+        f"threads{', GPU ' + machine['gpu'] if 'gpu' in machine else ''}; torch {machine['torch']}, "
+        f"onnxruntime {machine['onnxruntime']}, Python {machine['python']}. Measured matrix-multiply rate: "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in result["matmul_gflops"].items())
+        + ".",
+        "",
+        "| model | variant | input | params (M) | GMAC | pre ms | infer ms (p50/p95) | post ms | total ms | "
+        f"speed-up vs baseline | latency vs {first_model} | b1 img/s | b8 img/s | peak MB | floor ms | x floor |",
+        "|" + "---|" * 16,
+    ]
+    for r in result["rows"]:
+        ratio = r.get(f"latency_vs_{first_model}")
+        lines.append(
+            f"| {r['model']} | {r['variant']} | {r['input_size'][0]}x{r['input_size'][1]} | "
+            f"{r['parameters'] / 1e6:.2f} | {r['macs'] / 1e9:.1f} | {r['preprocess_ms']['median']:.1f} | "
+            f"{r['inference_ms']['median']:.1f} / {r['inference_ms']['p95']:.1f} | "
+            f"{r['postprocess_ms']['median']:.1f} | {r['total_ms']['median']:.1f} | "
+            f"{r['speedup_vs_baseline']:.2f}x | {'-' if ratio is None else f'{ratio:.2f}x'} | "
+            f"{r.get('throughput_b1_fps', float('nan')):.2f} | {r.get('throughput_b8_fps', float('nan')):.2f} | "
+            f"{r['peak_memory_mb']:.0f} | {r['floor_ms']:.1f} | {r['over_floor']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"

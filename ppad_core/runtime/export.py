@@ -1,0 +1,198 @@
+"""ONNX export (fused graph, dynamic batch, architecture and thresholds in the file's metadata), parity
+check against PyTorch, and optional INT8 static quantisation with ONNX Runtime."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from ppad_core.data.layout import IMAGE_SUFFIXES
+from ppad_core.data.synth import render_scene
+from ppad_core.model.checkpoint import WEIGHTS_FILE, load_checkpoint
+from ppad_core.model.config import ModelConfig
+from ppad_core.model.fusion import fuse_model
+from ppad_core.model.rmt_ppad import RMTPPAD
+from ppad_core.runtime.backends import OUTPUT_NAMES, OnnxRuntimeBackend, TorchBackend
+from ppad_core.runtime.preprocess import stretch_to_input
+
+CONFIG_METADATA_KEY = "ppad_model_config"
+ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+DEFAULT_OPSET = 17
+
+log = logging.getLogger(__name__)
+
+
+class _OutputTuple(nn.Module):
+    """The model with its output mapping flattened to the fixed ONNX output order."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.model(images)
+        return tuple(outputs[name] for name in OUTPUT_NAMES)
+
+
+def export_onnx(model: RMTPPAD, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
+    """Fused fp32 graph with input `images` [B, 3, H, W] in [0, 1]; the batch dimension is dynamic."""
+    if opset < 17:
+        raise ValueError(f"opset {opset} is too old: LayerNorm and grid_sample need opset >= 17")
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fused = _OutputTuple(fuse_model(model).float().cpu()).eval()
+    height, width = model.config.input_size
+    dynamic = {"images": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
+    partial = path.with_name(path.name + ".partial")
+    with warnings.catch_warnings():
+        # The tracer notes that shapes become constants: intended, the input size is fixed per checkpoint.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Constant folding")
+        torch.onnx.export(
+            fused,
+            (torch.rand(1, 3, height, width),),
+            str(partial),
+            input_names=["images"],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=dynamic,
+            opset_version=opset,
+            dynamo=False,
+        )
+    graph = onnx.load(str(partial))
+    _set_metadata(graph, {CONFIG_METADATA_KEY: yaml.safe_dump(model.config.to_dict(), sort_keys=False)})
+    onnx.save(graph, str(partial))
+    os.replace(partial, path)
+    return path
+
+
+def _set_metadata(graph, values: dict[str, str]) -> None:
+    for key, value in values.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def onnx_model_config(path: str | Path) -> ModelConfig:
+    """The architecture, class names and thresholds stored in an exported file."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    metadata = session.get_modelmeta().custom_metadata_map
+    if CONFIG_METADATA_KEY not in metadata:
+        raise ValueError(f"{path}: not exported by ppad (no {CONFIG_METADATA_KEY} metadata)")
+    return ModelConfig.from_dict(yaml.safe_load(metadata[CONFIG_METADATA_KEY]))
+
+
+def resolve_onnx(path: str | Path, precision: str = "fp32") -> tuple[Path, ModelConfig]:
+    """An .onnx file as given, or the one next to a checkpoint (exported into a cache on first fp32 use)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return path, onnx_model_config(path)
+    if precision not in ONNX_FILES:
+        raise ValueError(f"precision {precision!r} is not available with onnxruntime ({', '.join(ONNX_FILES)})")
+    candidate = path / ONNX_FILES[precision]
+    if candidate.is_file():
+        return candidate, onnx_model_config(candidate)
+    if precision != "fp32":
+        raise FileNotFoundError(
+            f"{candidate} not found; create it with `ppad export {path} --format onnx --int8 --calib IMAGES`"
+        )
+    cached = _cache_dir() / _weights_digest(path) / ONNX_FILES["fp32"]
+    if not cached.is_file():
+        log.warning("exporting %s to %s (first onnxruntime use)", path, cached)
+        export_onnx(load_checkpoint(path)[0], cached)
+    return cached, onnx_model_config(cached)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ppad" / "onnx"
+
+
+def _weights_digest(checkpoint: Path) -> str:
+    weights = checkpoint / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{checkpoint}: not a ppad checkpoint directory (no {WEIGHTS_FILE})")
+    digest = hashlib.sha256()
+    with open(weights, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def sample_inputs(config: ModelConfig, image_dir: str | Path | None = None, count: int = 8) -> np.ndarray:
+    """uint8 RGB batch [N, 3, H, W]: images from a folder, or rendered synthetic street scenes."""
+    if image_dir is None:
+        images = [render_scene(seed=1234, split="calib", index=i).image for i in range(count)]
+    else:
+        files = sorted(p for p in Path(image_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+        images = [image for image in (cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files) if image is not None]
+        if not images:
+            raise FileNotFoundError(f"{image_dir}: no readable images")
+    batch = np.stack([stretch_to_input(image, config.input_size) for image in images])
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def onnx_parity(model: RMTPPAD, onnx_path: str | Path, images_uint8: np.ndarray) -> dict[str, float]:
+    """Max absolute difference of each output between the fused PyTorch model and ONNX Runtime."""
+    reference = TorchBackend(model, fuse=True)(images_uint8)
+    exported = OnnxRuntimeBackend(onnx_path)(images_uint8)
+    return {name: float(np.abs(reference[name] - exported[name]).max()) for name in OUTPUT_NAMES}
+
+
+class _CalibrationReader:
+    """onnxruntime.quantization.CalibrationDataReader over single-image batches."""
+
+    def __init__(self, input_name: str, images_uint8: np.ndarray) -> None:
+        self.input_name = input_name
+        self._batches: Iterator[np.ndarray] = iter(images_uint8[i : i + 1] for i in range(len(images_uint8)))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._batches, None)
+        return None if batch is None else {self.input_name: batch.astype(np.float32) / 255.0}
+
+
+def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration_uint8: Iterable[np.ndarray]) -> Path:
+    """Static QDQ quantisation of the convolutions and matrix multiplies (per-channel weights)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out_path = Path(out_path)
+    prepared = out_path.with_name(out_path.stem + ".prep.onnx")
+    quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+    try:
+        quantize_static(
+            str(prepared),
+            str(out_path),
+            _CalibrationReader("images", np.asarray(calibration_uint8)),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv", "MatMul"],
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    finally:
+        prepared.unlink(missing_ok=True)
+    _copy_metadata(onnx_path, out_path)
+    return out_path
+
+
+def _copy_metadata(source: str | Path, target: str | Path) -> None:
+    import onnx
+
+    original = {entry.key: entry.value for entry in onnx.load(str(source), load_external_data=False).metadata_props}
+    graph = onnx.load(str(target))
+    present = {entry.key for entry in graph.metadata_props}
+    _set_metadata(graph, {k: v for k, v in original.items() if k not in present})
+    onnx.save(graph, str(target))

@@ -1,0 +1,186 @@
+"""Runtime: resize transforms, vectorised postprocess, backends, ONNX export/parity, INT8 and `ppad bench`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ppad_core.data.synth import render_scene
+from ppad_core.model.checkpoint import load_checkpoint
+from ppad_core.model.config import ModelConfig
+from ppad_core.runtime.backends import TorchBackend
+from ppad_core.runtime.export import export_onnx, onnx_model_config, onnx_parity, resolve_onnx, sample_inputs
+from ppad_core.runtime.predictor import Predictor
+from ppad_core.runtime.preprocess import letterbox_to_input
+
+from conftest import REPO, run_ppad
+
+DEMO = REPO / "models" / "rmt_ppad_s_demo"
+
+
+class FixedOutputs:
+    """A backend that returns prepared outputs, so pre/postprocess can be checked by hand."""
+
+    description = "fixed"
+
+    def __init__(self, boxes, scores, seg_logits) -> None:
+        self.outputs = {"boxes": boxes, "scores": scores, "seg_logits": seg_logits}
+        self.seen = None
+
+    def __call__(self, images):
+        self.seen = images
+        return self.outputs
+
+
+def _fixed_predictor(resize: str) -> tuple[Predictor, FixedOutputs]:
+    config = ModelConfig(input_size=(640, 640))
+    boxes = np.array([[[0.5, 0.5, 0.25, 0.25], [0.1, 0.1, 0.1, 0.1]]], np.float32)
+    scores = np.array([[[0.9], [0.1]]], np.float32)
+    logits = np.full((1, 2, 640, 640), -5.0, np.float32)
+    logits[0, 0, 320:, :] = 5.0  # drivable: the lower half of the network input
+    logits[0, 1, :, 100:110] = 2.0  # sigmoid 0.88 < the lane threshold 0.90: no lane pixel
+    backend = FixedOutputs(boxes, scores, logits)
+    return Predictor(backend, config, resize=resize), backend
+
+
+def test_letterbox_postprocess_maps_boxes_and_masks_back_to_original_pixels():
+    predictor, backend = _fixed_predictor("letterbox")
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    (prediction,) = predictor([frame])
+    assert backend.seen.shape == (1, 3, 640, 640) and backend.seen.dtype == np.uint8
+    # 1280x720 -> scale 0.5 -> 640x360 content, 140 px grey bars above and below
+    assert (backend.seen[0, :, :140] == 114).all() and (backend.seen[0, :, 500:] == 114).all()
+    # box (0.5, 0.5, 0.25, 0.25) = input px (240, 240, 400, 400) -> minus pad (0, 140) -> / 0.5
+    np.testing.assert_allclose(prediction.boxes, [[480, 200, 800, 520]], atol=1e-3)
+    assert prediction.scores.tolist() == pytest.approx([0.9]) and prediction.class_ids.tolist() == [0]
+    # drivable from input row 320 = content row 180 = original row 360; the content spans rows 140..500
+    assert prediction.drivable_mask.shape == (720, 1280)
+    assert prediction.drivable_mask[:360].sum() == 0 and prediction.drivable_mask[360:].all()
+    assert prediction.lane_mask.sum() == 0
+
+
+def test_stretch_postprocess_scales_each_axis():
+    predictor, _ = _fixed_predictor("stretch")
+    (prediction,) = predictor([np.zeros((720, 1280, 3), np.uint8)])
+    np.testing.assert_allclose(prediction.boxes, [[480, 270, 800, 450]], atol=1e-3)
+    assert prediction.drivable_mask[:360].sum() == 0 and prediction.drivable_mask[360:].all()
+
+
+def test_letterbox_transform_of_a_portrait_image():
+    pixels, transform = letterbox_to_input(np.full((400, 200, 3), 255, np.uint8), (256, 448))
+    assert transform.scale_x == pytest.approx(128 / 200) and transform.pad_x == (448 - 128) // 2
+    assert transform.content_box == (160, 0, 288, 256)
+    assert (pixels[:, :160] == 114).all() and (pixels[:, 160:288] == 255).all()
+
+
+def test_batched_prediction_equals_one_by_one_for_mixed_sizes():
+    model = load_checkpoint(DEMO)[0]
+    predictor = Predictor.from_model(model)
+    frames = [render_scene(5, "val", 0).image, render_scene(5, "val", 1, width=640, height=480).image]
+    together = predictor(frames)
+    for frame, batched in zip(frames, together):
+        (alone,) = predictor([frame])
+        np.testing.assert_allclose(batched.boxes, alone.boxes, atol=1e-3)
+        assert batched.drivable_mask.shape == frame.shape[:2]
+        assert (batched.drivable_mask != alone.drivable_mask).mean() < 1e-3
+
+
+def test_fp16_on_cpu_is_refused_with_the_alternative():
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device; on CPU use bf16"):
+        TorchBackend(load_checkpoint(DEMO)[0], precision="fp16")
+
+
+@pytest.fixture(scope="module")
+def demo_onnx(tmp_path_factory):
+    model = load_checkpoint(DEMO)[0]
+    return model, export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def test_onnx_export_matches_pytorch_and_carries_the_config(demo_onnx):
+    model, path = demo_onnx
+    diffs = onnx_parity(model, path, sample_inputs(model.config, count=4))
+    assert diffs["boxes"] < 1e-3 and diffs["scores"] < 1e-3 and diffs["seg_logits"] < 1e-2
+    config = onnx_model_config(path)
+    assert config == model.config
+    # dynamic batch: three images in one call
+    predictor = Predictor.from_checkpoint(path, backend="onnxruntime")
+    frames = [render_scene(8, "val", i).image for i in range(3)]
+    reference = Predictor.from_model(model)(frames)
+    for ours, theirs in zip(predictor(frames), reference):
+        assert len(ours.boxes) == len(theirs.boxes)
+        np.testing.assert_allclose(ours.boxes, theirs.boxes, atol=0.05)
+        assert (ours.lane_mask != theirs.lane_mask).mean() < 1e-3
+
+
+def test_onnx_is_exported_to_the_cache_on_first_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path, config = resolve_onnx(DEMO)
+    assert path.is_file() and path.is_relative_to(tmp_path) and config.name == "rmt_ppad_s"
+    assert resolve_onnx(DEMO)[0] == path  # cached by weights digest
+    with pytest.raises(FileNotFoundError, match="ppad export .* --int8"):
+        resolve_onnx(DEMO, "int8")
+
+
+def test_cli_export_with_int8_reports_parity(tmp_path):
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    for name in ("model.safetensors", "model.yaml"):
+        (checkpoint / name).write_bytes((DEMO / name).read_bytes())
+    result = run_ppad("export", str(checkpoint), "--format", "onnx", "--int8", "--calib-count", "4", "--json")
+    summary = json.loads(result.stdout)
+    assert summary["max_abs_diff_boxes"] < 1e-3 and summary["max_abs_diff_scores"] < 1e-3
+    assert (checkpoint / "model.onnx").is_file() and (checkpoint / "model.int8.onnx").is_file()
+    # INT8 is an approximation: close, not equal
+    assert 0 < summary["int8_max_abs_diff_scores"] < 0.5
+    int8 = Predictor.from_checkpoint(checkpoint, backend="onnxruntime", precision="int8")
+    assert int8.config.class_names == ["vehicle"]
+    (prediction,) = int8([render_scene(0, "val", 0).image])
+    assert prediction.lane_mask.shape == (720, 1280)
+
+
+def test_cli_bench_reports_every_variant_with_ratios_and_floor(tmp_path):
+    out = tmp_path / "bench.json"
+    markdown = tmp_path / "RESULTS.md"
+    tiny = str(REPO / "test" / "data" / "rmt_ppad_tiny.yaml")
+    run_ppad(
+        "bench",
+        tiny,
+        str(DEMO),
+        "--labels",
+        "tiny",
+        "demo",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--batch-sizes",
+        "1",
+        "2",
+        "--variants",
+        "eager",
+        "fused fp32",
+        "onnxruntime",
+        "--json",
+        str(out),
+        "--markdown",
+        str(markdown),
+    )
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert [r["variant"] for r in rows[:3]] == [
+        "torch eager fp32",
+        "torch fused fp32",
+        "torch fused fp32 channels-last",
+    ]
+    assert len(rows) == 8 and {r["model"] for r in rows} == {"tiny", "demo"}
+    assert rows[0]["speedup_vs_baseline"] == 1.0
+    rate = result["matmul_gflops"]["fp32"] * 1e9
+    for row in rows:
+        assert row["floor_ms"] == pytest.approx(2 * row["macs"] / rate * 1e3, rel=1e-6)
+        assert row["inference_ms"]["median"] > 0 and row["throughput_b2_fps"] > 0
+        assert row["speedup_vs_baseline"] == pytest.approx(rows[0]["total_ms"]["median"] / row["total_ms"]["median"])
+    demo = next(r for r in rows if r["model"] == "demo")
+    assert demo["input_size"] == [256, 448] and demo["parameters"] == 1_933_587
+    assert "| demo | torch eager fp32 | 256x448 |" in markdown.read_text()
