@@ -29,7 +29,14 @@ setup(
         "rosbags>=0.10",
     ],
     extras_require={
-        "dev": ["pytest>=8.0", "pytest-timeout>=2.3", "ruff>=0.6", "pycocotools>=2.0.7", "mcap>=1.2", "mcap-ros2-support>=0.5"],
+        "dev": [
+            "pytest>=8.0",
+            "pytest-timeout>=2.3",
+            "ruff>=0.6",
+            "pycocotools>=2.0.7",
+            "mcap>=1.2",
+            "mcap-ros2-support>=0.5",
+        ],
         "tensorboard": ["tensorboard>=2.14"],
     },
     data_files=[("share/ppad_ros/config", sorted(glob("config/*.yaml")))],
