@@ -70,6 +70,8 @@ class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    # module name -> channel widths of a pruned student (ppad_core.model.pruned_layout); empty when unpruned
+    pruned: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:

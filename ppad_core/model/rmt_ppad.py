@@ -11,6 +11,7 @@ from ppad_core.model.detection_head import DetectionDecoder
 from ppad_core.model.encoder import HybridEncoder
 from ppad_core.model.gca import GCA
 from ppad_core.model.layers import batch_norm
+from ppad_core.model.pruned_layout import apply_pruned_layout
 from ppad_core.model.seg_decoder import AdaptiveSegDecoder
 
 
@@ -70,4 +71,6 @@ class RMTPPAD(nn.Module):
 
 
 def build_model(config: ModelConfig) -> RMTPPAD:
-    return RMTPPAD(config)
+    """The architecture of `config`, with a pruned student's recorded channel widths applied."""
+    model = RMTPPAD(config)
+    return apply_pruned_layout(model, config.pruned) if config.pruned else model

@@ -1,0 +1,1 @@
+"""Compression: task-aware safe pruning (Torch-Pruning dependency graph) and feature distillation."""

@@ -1,0 +1,169 @@
+"""Structured pruning on Torch-Pruning's dependency graph, to a requested whole-model parameter reduction."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from ppad_core.compress.importance import ImportanceConfig, TaskAwareTaylorImportance, TaskGradientStatistics
+from ppad_core.model.complexity import count_parameters
+from ppad_core.model.gca import TaskGate
+from ppad_core.model.pruned_layout import pruned_layout
+from ppad_core.model.rmt_ppad import RMTPPAD, build_model
+from ppad_core.train.losses import LossConfig
+
+SCOPES = ("backbone+encoder", "backbone+encoder+head")
+# +head adds the head's input projections and GCA. Their output widths are the detection decoder's
+# residual width, so they only shrink where Torch-Pruning finds groups that stay inside the head.
+
+
+@dataclass
+class PruneConfig:
+    target_reduction: float = 0.327  # fraction of the whole model's parameters removed
+    tolerance: float = 0.01  # the reduction is searched to within this many points (fraction)
+    scope: str = "backbone+encoder"  # or +head: also the head's input projections and GCA
+    steps: int = 4  # iterative steps, statistics recomputed before each
+    calibration_batches: int = 16
+    round_to: int = 1  # >1 keeps widths multiples of it (SIMD-friendly) but makes the reduction coarser
+    max_layer_ratio: float = 0.8  # no layer loses more than this fraction of its channels
+    importance: ImportanceConfig = field(default_factory=ImportanceConfig)
+
+    def validate(self) -> None:
+        if not 0.0 <= self.target_reduction < 0.9:
+            raise ValueError(f"target_reduction must be in [0, 0.9), got {self.target_reduction}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope {self.scope!r} is not one of {SCOPES}")
+        if self.steps < 1 or self.calibration_batches < 1:
+            raise ValueError("steps and calibration_batches must be >= 1")
+        self.importance.validate()
+
+
+def ignored_layers(model: RMTPPAD, scope: str) -> list[nn.Module]:
+    """Modules whose outputs keep their width: the detection decoder (queries, heads, denoising) and the
+    segmentation decoder (its task-mixing einsum) always, the AIFI attention (native multi-head
+    attention), and the head's input projections and GCA unless the scope includes the head.
+    Inputs of ignored modules still shrink with the channels that feed them."""
+    head = model.head
+    ignored = [head.detector, head.segmenter, model.encoder.aifi.attn]
+    if scope == "backbone+encoder":
+        ignored += [head.input_proj, head.det_gca, head.seg_gca]
+    else:  # the gates' two-input grouped convolutions are not handled by the dependency graph
+        ignored += [m for m in head.modules() if isinstance(m, TaskGate)]
+    return ignored
+
+
+def _output_tensors(outputs: dict) -> list[torch.Tensor]:
+    return [outputs["boxes"], outputs["scores"], outputs["seg_logits"]]
+
+
+def build_pruner(
+    model: RMTPPAD, ratio: float, cfg: PruneConfig, importance: tp.importance.Importance, steps: int
+) -> tp.pruner.BasePruner:
+    height, width = model.config.input_size
+    example = torch.rand(1, 3, height, width, device=next(model.parameters()).device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+        return tp.pruner.BasePruner(
+            model,
+            example,
+            importance=importance,
+            pruning_ratio=ratio,
+            iterative_steps=steps,
+            ignored_layers=ignored_layers(model, cfg.scope),
+            round_to=cfg.round_to if cfg.round_to > 1 else None,
+            max_pruning_ratio=cfg.max_layer_ratio,
+            output_transform=_output_tensors,
+        )
+
+
+def reduction_at(model: RMTPPAD, ratio: float, cfg: PruneConfig) -> float:
+    """Whole-model parameter reduction of a channel ratio (local ranking: widths do not depend on scores)."""
+    trial = copy.deepcopy(model).eval()
+    before = count_parameters(trial, trainable_only=False)
+    build_pruner(trial, ratio, cfg, tp.importance.GroupMagnitudeImportance(p=1), steps=1).step()
+    return 1 - count_parameters(trial, trainable_only=False) / before
+
+
+def search_ratio(model: RMTPPAD, cfg: PruneConfig, max_trials: int = 12) -> tuple[float, float]:
+    """Bisection for the smallest channel ratio whose parameter reduction reaches the target; it must land
+    within the tolerance above it (widths move in steps of `round_to` channels)."""
+    if cfg.target_reduction == 0:
+        return 0.0, 0.0
+    low, high = 0.0, cfg.max_layer_ratio
+    best = (high, reduction_at(model, high, cfg))
+    if best[1] < cfg.target_reduction:
+        raise RuntimeError(
+            f"even a {high:.0%} channel ratio removes only {best[1]:.1%} of the parameters; widen the scope"
+        )
+    for _ in range(max_trials):
+        ratio = (low + high) / 2
+        reduction = reduction_at(model, ratio, cfg)
+        if reduction >= cfg.target_reduction:
+            high, best = ratio, (ratio, reduction)
+            if reduction - cfg.target_reduction <= cfg.tolerance / 2:
+                break
+        else:
+            low = ratio
+    if best[1] - cfg.target_reduction > cfg.tolerance:
+        raise RuntimeError(
+            f"no channel ratio reaches a {cfg.target_reduction:.1%} parameter reduction within "
+            f"{cfg.tolerance:.1%} (closest: {best[1]:.1%} at ratio {best[0]:.3f}); lower round_to or widen the scope"
+        )
+    return best
+
+
+def prune_model(
+    model: RMTPPAD,
+    cfg: PruneConfig,
+    calibration: Callable[[], Iterator[dict]] | None = None,
+    loss_config: LossConfig | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[RMTPPAD, dict]:
+    """A pruned copy of `model` (the original is untouched) and a report of what was removed.
+
+    `calibration()` yields fresh training batches (collate format); Taylor statistics are gathered
+    on `cfg.calibration_batches` of them before each of the `cfg.steps` iterative steps.
+    """
+    cfg.validate()
+    reference = build_model(model.config)
+    student = copy.deepcopy(model).eval()
+    device = next(student.parameters()).device
+    before = count_parameters(student, trainable_only=False)
+    ratio, expected = search_ratio(student, cfg)
+    if ratio > 0:
+        if cfg.importance.criterion == "magnitude":
+            importance = tp.importance.GroupMagnitudeImportance(p=1)
+        else:
+            if calibration is None:
+                raise ValueError("Taylor importance needs calibration batches")
+            importance = TaskAwareTaylorImportance(cfg.importance)
+        pruner = build_pruner(student, ratio, cfg, importance, cfg.steps)
+        for step in range(cfg.steps):
+            if isinstance(importance, TaskAwareTaylorImportance):
+                batches = itertools.islice(calibration(), cfg.calibration_batches)
+                importance.statistics = TaskGradientStatistics().collect(
+                    student, batches, loss_config or LossConfig(), device
+                )
+            pruner.step()
+            if on_step:
+                on_step(step + 1, 1 - count_parameters(student, trainable_only=False) / before)
+    student.eval().zero_grad(set_to_none=True)
+    student.config = copy.deepcopy(model.config)
+    student.config.pruned = {**model.config.pruned, **pruned_layout(student, reference)}
+    after = count_parameters(student, trainable_only=False)
+    report = {
+        "channel_ratio": ratio,
+        "parameters_before": before,
+        "parameters_after": after,
+        "reduction": 1 - after / before,
+        "searched_reduction": expected,
+        "pruned_modules": len(student.config.pruned),
+    }
+    return student, report
