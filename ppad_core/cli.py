@@ -404,6 +404,162 @@ def _bench_row(table: Table, row: dict, ratios: bool = False) -> None:
     )
 
 
+def _prune_config(args: argparse.Namespace):
+    from ppad_core.compress.importance import ImportanceConfig
+    from ppad_core.compress.pruning import PruneConfig
+
+    importance = ImportanceConfig(
+        criterion=args.criterion,
+        conflict=args.conflict,
+        conflict_weight=args.conflict_weight,
+        aggregation=args.aggregation,
+    )
+    return PruneConfig(
+        target_reduction=args.target,
+        scope=args.scope,
+        steps=args.steps,
+        calibration_batches=args.calib_batches,
+        importance=importance,
+    )
+
+
+def _compare_and_print(args: argparse.Namespace, teacher: str, student: Path, title: str) -> dict:
+    from ppad_core.compress.pipeline import compare
+
+    rows = compare(teacher, student, args.data, args.val_split, progress=not args.no_progress)
+    table = Table(title=title)
+    for column in ("", "parameters", "GMAC", "CPU ms", "Recall", "mAP50", "DA mIoU", "LL IoU", "LL acc"):
+        table.add_column(column, justify="left" if not column else "right")
+    keys = ("parameters", "macs", "latency_ms", "recall", "map50", "drivable_miou", "lane_iou", "lane_acc")
+    for name in ("teacher", "student"):
+        row = rows[name]
+        table.add_row(
+            name,
+            f"{row['parameters']:,}",
+            f"{row['macs'] / 1e9:.2f}",
+            f"{row['latency_ms']:.1f}",
+            *(f"{100 * row[k]:.2f}" for k in keys[3:]),
+        )
+    ratio, delta = rows["ratio"], rows["delta"]
+    table.add_row(
+        "student / delta",
+        f"{ratio['parameters']:.3f}x",
+        f"{ratio['macs']:.3f}x",
+        f"{ratio['latency_ms']:.3f}x",
+        *(f"{100 * delta[k]:+.2f}" for k in keys[3:]),
+    )
+    Console(width=max(Console().width, 140)).print(table)
+    return rows
+
+
+def _finish_compression(args: argparse.Namespace, summary: dict) -> int:
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from ppad_core.compress.pipeline import run_prune
+
+    with console.status("pruning") as status:
+        path, report = run_prune(
+            args.checkpoint,
+            args.out,
+            _prune_config(args),
+            args.data,
+            args.train_split,
+            on_step=lambda step, reduction: status.update(f"pruning: step {step}, {reduction:.1%} removed"),
+        )
+    console.print(
+        f"wrote {path} ({report['reduction']:.2%} fewer parameters, channel ratio {report['channel_ratio']:.3f})"
+    )
+    summary = {"student": str(path), "prune": report}
+    if args.data and not args.no_compare:
+        summary["comparison"] = _compare_and_print(args, args.checkpoint, path, "teacher vs pruned student")
+    return _finish_compression(args, summary)
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from ppad_core.compress.pipeline import run_distill
+
+    run_dir = Path(args.run_dir or f"runs/distill_{Path(args.student).name}")
+    best = run_distill(
+        args.student, args.teacher, args.config, run_dir, _parse_overrides(args.set), not args.no_progress
+    )
+    summary = {"student": str(best)}
+    if not args.no_compare:
+        data = args.data or load_train_config_root(args.config)
+        args.data = data
+        summary["comparison"] = _compare_and_print(args, args.teacher, best, "teacher vs distilled student")
+    return _finish_compression(args, summary)
+
+
+def load_train_config_root(path: str) -> str:
+    from ppad_core.train.config import load_train_config
+
+    return load_train_config(path).data.root
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    import shutil
+
+    from ppad_core.compress.pipeline import run_distill, run_prune
+
+    out = Path(args.out)
+    args.data = args.data or load_train_config_root(args.config)
+    with console.status("pruning") as status:
+        pruned, report = run_prune(
+            args.checkpoint,
+            out / "pruned",
+            _prune_config(args),
+            args.data,
+            args.train_split,
+            on_step=lambda step, reduction: status.update(f"pruning: step {step}, {reduction:.1%} removed"),
+        )
+    console.print(f"pruned: {report['reduction']:.2%} fewer parameters (channel ratio {report['channel_ratio']:.3f})")
+    overrides = {"data.root": args.data, **_parse_overrides(args.set)}
+    best = run_distill(pruned, args.checkpoint, args.config, out / "distill", overrides, not args.no_progress)
+    student = out / "student"
+    if student.exists():
+        shutil.rmtree(student)
+    shutil.copytree(best, student)
+    summary = {"student": str(student), "prune": report}
+    if not args.no_compare:
+        summary["comparison"] = _compare_and_print(args, args.checkpoint, student, "teacher vs compressed student")
+    return _finish_compression(args, summary)
+
+
+def _add_prune_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pruning")
+    group.add_argument("--target", type=float, default=0.327, help="fraction of parameters removed (default 0.327)")
+    group.add_argument(
+        "--scope",
+        choices=("backbone+encoder", "backbone+encoder+head"),
+        default="backbone+encoder",
+        help="prunable part (default backbone+encoder; +head adds the head's input projections and GCA)",
+    )
+    group.add_argument("--steps", type=int, default=4, help="iterative steps, statistics recomputed (default 4)")
+    group.add_argument("--calib-batches", type=int, default=16, help="calibration batches per step (default 16)")
+    group.add_argument(
+        "--criterion", choices=("taylor", "magnitude"), default="taylor", help="channel importance (default taylor)"
+    )
+    group.add_argument(
+        "--conflict", choices=("cosine", "sign", "none"), default="cosine", help="gradient-conflict penalty"
+    )
+    group.add_argument("--conflict-weight", type=float, default=0.5, help="lambda of the penalty (default 0.5)")
+    group.add_argument(
+        "--aggregation", choices=("max", "mean"), default="max", help="across tasks: max = safe (default)"
+    )
+    group.add_argument("--train-split", default="train2017", help="calibration split (default train2017)")
+
+
+def _add_compare_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--val-split", default="val2017", help="split scored in the final table (default val2017)")
+    parser.add_argument("--no-compare", action="store_true", help="skip the final teacher/student table")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppad",
@@ -581,6 +737,53 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="write all figures as JSON")
     bench.add_argument("--markdown", metavar="FILE", help="write the table as Markdown (benchmarks/RESULTS.md)")
     bench.set_defaults(func=cmd_bench)
+
+    prune = sub.add_parser(
+        "prune",
+        help="task-aware safe structured pruning of a checkpoint to a parameter budget",
+        description="Per-task Taylor importance (BatchNorm included) from calibration batches, per-task "
+        "normalisation, safe max aggregation, a gradient-conflict penalty, then structured pruning on "
+        "Torch-Pruning's dependency graph in iterative steps; the channel ratio is searched so the whole "
+        "model loses --target of its parameters (within 1 point). The pruned widths go into model.yaml.",
+    )
+    prune.add_argument("checkpoint", help="teacher checkpoint directory")
+    prune.add_argument("--out", required=True, help="output checkpoint directory")
+    prune.add_argument("--data", help="labelled dataset root (calibration; also scored in the final table)")
+    _add_prune_options(prune)
+    _add_compare_options(prune)
+    prune.set_defaults(func=cmd_prune)
+
+    distill = sub.add_parser(
+        "distill",
+        help="fine-tune a (pruned) student with task losses plus feature distillation from a frozen teacher",
+        description="Training (as `ppad train`) of STUDENT with the teacher's backbone-stage and encoder features "
+        "as extra targets (MSE through 1x1 adapters where widths differ, or CWD); adapters are not saved.",
+    )
+    distill.add_argument("student", help="student checkpoint directory (e.g. from ppad prune)")
+    distill.add_argument("--teacher", required=True, help="teacher checkpoint directory")
+    distill.add_argument(
+        "--config", default="config/distill_synthetic_s.yaml", help="training YAML with a distill section"
+    )
+    distill.add_argument("--run-dir", help="output folder (default runs/distill_<student>)")
+    distill.add_argument("--data", help="dataset scored in the final table (default: the config's)")
+    distill.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    _add_compare_options(distill)
+    distill.set_defaults(func=cmd_distill)
+
+    compress = sub.add_parser(
+        "compress",
+        help="prune then distil in one command; ends with the teacher vs student table",
+        description="`ppad prune` followed by `ppad distill` of the result: OUT/pruned, OUT/distill (the "
+        "training run) and OUT/student (the final checkpoint).",
+    )
+    compress.add_argument("checkpoint", help="teacher checkpoint directory")
+    compress.add_argument("--out", required=True, help="output folder")
+    compress.add_argument("--config", default="config/distill_synthetic_s.yaml", help="distillation training YAML")
+    compress.add_argument("--data", help="labelled dataset root (default: the config's data.root)")
+    compress.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    _add_prune_options(compress)
+    _add_compare_options(compress)
+    compress.set_defaults(func=cmd_compress)
     return parser
 
 

@@ -109,9 +109,7 @@ class TaskGradientStatistics:
     def collect(
         self, model: nn.Module, batches: Iterable[dict], loss_config: LossConfig, device: torch.device
     ) -> TaskGradientStatistics:
-        params = [
-            p for m in model.modules() if isinstance(m, PRUNABLE_TYPES) for p in m.parameters(recurse=False)
-        ]
+        params = [p for m in model.modules() if isinstance(m, PRUNABLE_TYPES) for p in m.parameters(recurse=False)]
         model.train()
         for module in model.modules():  # losses need training mode; BN statistics stay frozen
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -123,9 +121,7 @@ class TaskGradientStatistics:
             targets = [{k: v.to(device) for k, v in t.items()} for t in batch["targets"]]
             _, terms = total_loss(model(images, targets), targets, batch["masks"].to(device), loss_config)
             losses = task_losses(terms)
-            grads = [
-                torch.autograd.grad(losses[task], params, retain_graph=True, allow_unused=True) for task in TASKS
-            ]
+            grads = [torch.autograd.grad(losses[task], params, retain_graph=True, allow_unused=True) for task in TASKS]
             self._add(params, grads)
         model.eval()
         return self
@@ -143,9 +139,7 @@ class TaskGradientStatistics:
                 key = (id(param), axis)
                 self.signed.setdefault(key, []).append(torch.stack([reduce(param * g) for g in per_task]))
                 self.sq_norms.setdefault(key, []).append(torch.stack([reduce(g * g) for g in per_task]))
-                self.dots.setdefault(key, []).append(
-                    torch.stack([reduce(per_task[i] * per_task[j]) for i, j in PAIRS])
-                )
+                self.dots.setdefault(key, []).append(torch.stack([reduce(per_task[i] * per_task[j]) for i, j in PAIRS]))
 
     def slices(self, param: nn.Parameter, axis: int, idxs: list[int]) -> tuple[torch.Tensor, ...] | None:
         """([B, T, k] signed, [B, P, k] dots, [B, T, k] squared norms) for channel indices `idxs`."""

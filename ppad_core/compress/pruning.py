@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import warnings
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ class PruneConfig:
     scope: str = "backbone+encoder"  # or +head: also the head's input projections and GCA
     steps: int = 4  # iterative steps, statistics recomputed before each
     calibration_batches: int = 16
-    round_to: int = 1  # >1 keeps widths multiples of it (SIMD-friendly) but makes the reduction coarser
+    round_to: int = 8  # widths kept multiples of this (SIMD/tensor-core friendly); halved until the target fits
     max_layer_ratio: float = 0.8  # no layer loses more than this fraction of its channels
     importance: ImportanceConfig = field(default_factory=ImportanceConfig)
 
@@ -119,6 +120,19 @@ def search_ratio(model: RMTPPAD, cfg: PruneConfig, max_trials: int = 12) -> tupl
     return best
 
 
+def search_ratio_and_rounding(model: RMTPPAD, cfg: PruneConfig) -> tuple[float, float, int]:
+    """The coarsest channel rounding (round_to, round_to/2, ..., 1) that can hit the target."""
+    round_to = max(1, cfg.round_to)
+    while True:
+        try:
+            ratio, reduction = search_ratio(model, dataclasses.replace(cfg, round_to=round_to))
+            return ratio, reduction, round_to
+        except RuntimeError:
+            if round_to == 1:
+                raise
+            round_to //= 2
+
+
 def prune_model(
     model: RMTPPAD,
     cfg: PruneConfig,
@@ -136,7 +150,8 @@ def prune_model(
     student = copy.deepcopy(model).eval()
     device = next(student.parameters()).device
     before = count_parameters(student, trainable_only=False)
-    ratio, expected = search_ratio(student, cfg)
+    ratio, expected, round_to = search_ratio_and_rounding(student, cfg)
+    cfg = dataclasses.replace(cfg, round_to=round_to)
     if ratio > 0:
         if cfg.importance.criterion == "magnitude":
             importance = tp.importance.GroupMagnitudeImportance(p=1)
@@ -160,6 +175,7 @@ def prune_model(
     after = count_parameters(student, trainable_only=False)
     report = {
         "channel_ratio": ratio,
+        "round_to": round_to,
         "parameters_before": before,
         "parameters_after": after,
         "reduction": 1 - after / before,

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from ppad_core.compress.distill import DistillConfig
 from ppad_core.data.augment import AugmentConfig
 from ppad_core.train.losses import LossConfig
 
@@ -61,6 +62,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     val_every: int = 10  # validate every N epochs (0: only after the last); the last epoch always validates
     seed: int = 0
+    distill: DistillConfig = field(default_factory=DistillConfig)  # feature distillation from a teacher
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -75,6 +77,7 @@ class TrainConfig:
             "ema": EMAConfig,
             "augment": AugmentConfig,
             "loss": LossConfig,
+            "distill": DistillConfig,
         }
         unknown = set(data) - set(nested)
         if unknown:
@@ -92,6 +95,7 @@ class TrainConfig:
         config = cls(**values)
         if config.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, not {config.precision!r}")
+        config.distill.validate()
         if config.optimizer.name not in ("sgd", "adamw"):
             raise ValueError(f"optimizer.name must be sgd or adamw, not {config.optimizer.name!r}")
         return config

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ppad_core.compress.distill import FeatureDistiller
 from ppad_core.data.dataset import DrivingDataset, collate
 from ppad_core.evaluate.evaluator import evaluate
 from ppad_core.model.checkpoint import load_checkpoint, save_checkpoint
@@ -118,11 +119,19 @@ class Trainer:
         self.model = self._initial_model().to(self.device)
         self.model_config = self.model.config
         self.ema = ModelEMA(self.model, config.ema.decay, config.ema.tau)
+        # after the EMA copy, so only the trained student carries the feature hooks
+        self.distiller = (
+            FeatureDistiller(self.model, load_checkpoint(config.distill.teacher)[0], config.distill)
+            if config.distill.teacher
+            else None
+        )
         self.autocast_dtype = _precision(config, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         opt = config.optimizer
         decay = opt.weight_decay * config.batch_size / opt.nominal_batch
         groups = _param_groups(self.model, decay)
+        if self.distiller is not None and len(self.distiller.adapters):
+            groups += _param_groups(self.distiller.adapters, decay)
         if opt.name == "sgd":
             self.optimizer = torch.optim.SGD(groups, lr=opt.lr, momentum=opt.momentum, nesterov=True)
         else:
@@ -177,6 +186,7 @@ class Trainer:
             "best_fitness": self.best_fitness,
             "history": self.history,
             "model_config": self.model_config.to_dict(),
+            "adapters": self.distiller.adapters.state_dict() if self.distiller else {},
         }
 
     def _save_state(self, epoch: int) -> None:
@@ -195,6 +205,8 @@ class Trainer:
         self.ema.updates = state["ema_updates"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.distiller is not None:
+            self.distiller.adapters.load_state_dict(state["adapters"])
         self.best_fitness, self.history = state["best_fitness"], state["history"]
         self.start_epoch = state["epoch"] + 1
         if self.is_main:
@@ -299,7 +311,10 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype else nullcontext()
         with autocast:
             outputs = model(images, targets)
+            distill = self.distiller.loss(images) if self.distiller is not None else None
         loss, terms = total_loss(outputs, targets, masks, self.config.loss)
+        if distill is not None:
+            loss = loss + distill
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -308,6 +323,8 @@ class Trainer:
         self.scaler.update()
         self.ema.update(self.model)
         per_task = {f"loss_{k}": float(v.detach()) for k, v in task_losses(terms).items()}
+        if distill is not None:
+            per_task["loss_distill"] = float(distill.detach())
         return {"loss": float(loss.detach()), **per_task}
 
     def validate(self) -> dict:

@@ -1,0 +1,129 @@
+"""The compression commands' steps: prune a checkpoint, distil a student, compare teacher and student."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ppad_core.compress.pruning import PruneConfig, prune_model
+from ppad_core.data.dataset import DrivingDataset, collate
+from ppad_core.evaluate.evaluator import evaluate
+from ppad_core.model.checkpoint import load_checkpoint, save_checkpoint
+from ppad_core.model.complexity import count_macs, count_parameters
+from ppad_core.model.fusion import fuse_model
+from ppad_core.runtime.predictor import Predictor
+from ppad_core.train.config import load_train_config
+from ppad_core.train.trainer import METRIC_COLUMNS, Trainer
+
+METRICS = tuple(METRIC_COLUMNS[:5])  # recall, map50, drivable_miou, lane_iou, lane_acc
+
+
+def calibration_loader(
+    data_root: str | Path, split: str, model_config, batch_size: int = 4, seed: int = 0
+) -> Callable[[], Iterator[dict]]:
+    """Fresh shuffled passes over a labelled split (no augmentation): what the Taylor statistics see."""
+    dataset = DrivingDataset(data_root, split, model_config.input_size, model_config.num_classes)
+    passes = iter(range(1_000_000))
+
+    def batches() -> Iterator[dict]:
+        generator = torch.Generator().manual_seed(seed + next(passes))
+        return iter(
+            torch.utils.data.DataLoader(
+                dataset, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator
+            )
+        )
+
+    return batches
+
+
+def run_prune(
+    teacher: str | Path,
+    out_dir: str | Path,
+    cfg: PruneConfig,
+    data_root: str | Path | None = None,
+    split: str = "train2017",
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[Path, dict]:
+    model, _ = load_checkpoint(teacher)
+    calibration = None
+    if cfg.importance.criterion == "taylor" and cfg.target_reduction > 0:
+        if data_root is None:
+            raise ValueError("Taylor importance needs labelled calibration data (--data)")
+        calibration = calibration_loader(data_root, split, model.config)
+    torch.manual_seed(0)  # denoising queries drawn during the statistics pass
+    student, report = prune_model(model, cfg, calibration, on_step=on_step)
+    provenance = {"kind": "pruned", "teacher": str(teacher), "prune": _plain(cfg), "report": report}
+    return save_checkpoint(student, out_dir, provenance), report
+
+
+def run_distill(
+    student: str | Path,
+    teacher: str | Path,
+    train_config: str | Path,
+    run_dir: str | Path,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Fine-tune the student with the task losses plus feature distillation; returns its best checkpoint."""
+    config = load_train_config(
+        train_config, {**(overrides or {}), "model": str(student), "distill.teacher": str(teacher)}
+    )
+    Trainer(config, run_dir, progress=progress).fit()
+    return Path(run_dir) / "best"
+
+
+def measure_latency(model, runs: int = 10) -> float:
+    """Median ms of one fused fp32 forward (2 threads here), after a warm-up."""
+    fused = fuse_model(model)
+    image = torch.rand(1, 3, *model.config.input_size)
+    times = []
+    with torch.inference_mode():
+        fused(image)
+        for _ in range(runs):
+            start = time.perf_counter()
+            fused(image)
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def compare(
+    teacher: str | Path,
+    student: str | Path,
+    data_root: str | Path,
+    split: str = "val2017",
+    latency_runs: int = 10,
+    progress: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Parameters, MACs, CPU latency (measured alternately in this run) and the five metrics of both."""
+    models = {"teacher": load_checkpoint(teacher)[0], "student": load_checkpoint(student)[0]}
+    rows: dict[str, dict[str, float]] = {}
+    for name, model in models.items():
+        fused = fuse_model(model)
+        dataset = DrivingDataset(data_root, split, model.config.input_size, model.config.num_classes)
+        metrics = evaluate(Predictor.from_model(model), dataset, progress=progress)
+        rows[name] = {
+            "parameters": count_parameters(fused, trainable_only=False),
+            "macs": count_macs(fused, model.config.input_size),
+            **{k: metrics[k] for k in METRICS},
+        }
+    latencies: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(3):  # interleaved, so drifting machine load hits both alike
+        for name, model in models.items():
+            latencies[name].append(measure_latency(model, max(1, latency_runs // 3)))
+    for name in models:
+        rows[name]["latency_ms"] = float(np.median(latencies[name]))
+    rows["delta"] = {k: rows["student"][k] - rows["teacher"][k] for k in rows["teacher"]}
+    rows["ratio"] = {k: rows["student"][k] / rows["teacher"][k] for k in ("parameters", "macs", "latency_ms")}
+    return rows
+
+
+def _plain(cfg) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(cfg)
