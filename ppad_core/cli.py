@@ -448,7 +448,7 @@ def _compare_and_print(args: argparse.Namespace, teacher: str, student: Path, ti
         f"{ratio['latency_ms']:.3f}x",
         *(f"{100 * delta[k]:+.2f}" for k in keys[3:]),
     )
-    Console(width=max(Console().width, 140)).print(table)
+    Console(stderr=args.json, width=max(Console().width, 140)).print(table)
     return rows
 
 

@@ -60,6 +60,7 @@ def export_onnx(model: RMTPPAD, path: str | Path, opset: int = DEFAULT_OPSET) ->
         # The tracer notes that shapes become constants: intended, the input size is fixed per checkpoint.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="Constant folding")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter: chosen
         torch.onnx.export(
             fused,
             (torch.rand(1, 3, height, width),),

@@ -353,9 +353,8 @@ class Trainer:
 
     def _log(self, row: dict, writer) -> None:
         path = self.run_dir / "results.csv"
-        columns = list(
-            dict.fromkeys(["epoch", "loss", "loss_detection", "loss_drivable", "loss_lane", "lr", *METRIC_COLUMNS])
-        )
+        losses = ["loss", "loss_detection", "loss_drivable", "loss_lane"] + (["loss_distill"] if self.distiller else [])
+        columns = list(dict.fromkeys(["epoch", *losses, "lr", *METRIC_COLUMNS]))
         with open(path, "w", newline="") as f:
             out = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             out.writeheader()
@@ -380,4 +379,4 @@ class Trainer:
         table.add_row("best fitness", f"{summary['best_fitness']:.4f}")
         table.add_row("corrupt samples skipped", str(summary["corrupt_skipped"]))
         table.add_row("checkpoints", f"{self.run_dir / 'best'}, {self.run_dir / 'last'}")
-        Console().print(table)
+        console.print(table)

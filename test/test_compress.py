@@ -1,0 +1,213 @@
+"""Compression: importance arithmetic, safe aggregation, Torch-Pruning on the real architecture,
+pruned layouts in checkpoints, feature distillation and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ppad_core.compress.distill import DistillConfig, FeatureDistiller, channel_wise_distillation
+from ppad_core.compress.importance import (
+    ImportanceConfig,
+    TaskGradientStatistics,
+    combine,
+    cosine_conflict,
+    sign_conflict,
+    taylor_importance,
+)
+from ppad_core.compress.pipeline import calibration_loader
+from ppad_core.compress.pruning import PruneConfig, prune_model
+from ppad_core.data.synth import generate_dataset
+from ppad_core.model.checkpoint import load, save_checkpoint
+from ppad_core.model.complexity import count_parameters
+from ppad_core.model.config import load_model_config
+from ppad_core.runtime.export import export_onnx, onnx_parity, sample_inputs
+
+from conftest import REPO, conditioned_model, run_ppad
+
+TINY = REPO / "test" / "data" / "rmt_ppad_tiny.yaml"
+
+
+def _statistics_of(per_task_grads: list[torch.Tensor], weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    stats = TaskGradientStatistics()
+    param = torch.nn.Parameter(weight)
+    stats._add([param], [(g,) for g in per_task_grads])
+    return stats.slices(param, 0, list(range(weight.shape[0])))
+
+
+def test_conflict_is_zero_for_identical_and_maximal_for_opposite_gradients():
+    weight = torch.randn(3, 5)
+    g = torch.randn(3, 5)
+    signed, dots, norms = _statistics_of([g, g, g], weight)
+    assert torch.allclose(cosine_conflict(dots, norms), torch.zeros(3), atol=1e-6)
+    assert torch.allclose(sign_conflict(signed), torch.zeros(3), atol=1e-6)
+    # detection against drivable area, lane lines silent: that pair at cosine -1, the most a pair can
+    # contribute; averaged over the three pairs -> 1/3 exactly
+    signed, dots, norms = _statistics_of([g, -g, torch.zeros_like(g)], weight)
+    assert torch.allclose(cosine_conflict(dots, norms), torch.full((3,), 1 / 3), atol=1e-6)
+    assert torch.allclose(sign_conflict(signed), torch.ones(3), atol=1e-6)  # perfectly balanced signs
+    # random gradients never exceed the opposite case for the same pair structure
+    signed, dots, norms = _statistics_of([g, torch.randn(3, 5), torch.zeros_like(g)], weight)
+    assert (cosine_conflict(dots, norms) <= 1 / 3 + 1e-6).all()
+
+
+def test_taylor_importance_is_the_mean_of_squared_per_batch_terms():
+    signed = torch.tensor([[[1.0, -2.0]], [[3.0, 2.0]]])  # [B=2, T=1, C=2]
+    assert torch.allclose(taylor_importance(signed), torch.tensor([[5.0, 4.0]]))
+
+
+def test_safe_aggregation_keeps_the_top_channel_of_every_single_task():
+    # channel 0 matters only for lane lines (and is tiny for the other tasks); channels 1-7 are
+    # moderately useful for detection and drivable area
+    importance = torch.full((3, 8), 1.0)
+    importance[2] = 0.3
+    importance[:, 0] = torch.tensor([1e-4, 1e-4, 0.5])
+    conflict = torch.zeros(8)
+    conflict[0] = 1.0  # and its gradients conflict, which the penalty punishes
+    lowest = lambda score, k: set(score.argsort()[:k].tolist())  # noqa: E731
+    mean_score = combine(importance, conflict, ImportanceConfig(aggregation="mean", protect_top=0))
+    assert 0 in lowest(mean_score, 4)  # averaging drowns the lane-only channel
+    for aggregation_score in (
+        combine(importance, conflict, ImportanceConfig(aggregation="max", protect_top=1, conflict_weight=1.0)),
+        combine(importance, None, ImportanceConfig(aggregation="max", protect_top=0)),
+    ):
+        assert 0 not in lowest(aggregation_score, 6)
+    # the top channel of each task survives even when every other channel is pruned
+    random_importance = torch.rand(3, 16)
+    score = combine(random_importance, torch.rand(16), ImportanceConfig(conflict_weight=1.0))
+    tops = set(random_importance.argmax(1).tolist())
+    assert tops.isdisjoint(lowest(score, 16 - len(tops)))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compress_data")
+    generate_dataset(root, {"train": 8, "val": 4}, seed=11, width=320, height=180, workers=1, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return conditioned_model(load_model_config(TINY), seed=1)
+
+
+def test_ratio_zero_leaves_the_model_identical(tiny_model):
+    student, report = prune_model(
+        tiny_model, PruneConfig(target_reduction=0.0, importance=ImportanceConfig("magnitude"))
+    )
+    assert report["reduction"] == 0 and student.config.pruned == {}
+    x = torch.rand(2, 3, 128, 224)
+    with torch.no_grad():
+        a, b = tiny_model(x), student(x)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_taylor_pruning_hits_the_target_and_the_student_reloads_exports_and_fuses(tiny_model, tiny_data, tmp_path):
+    cfg = PruneConfig(steps=2, calibration_batches=2)
+    calibration = calibration_loader(tiny_data, "train2017", tiny_model.config, batch_size=2)
+    torch.manual_seed(0)
+    student, report = prune_model(tiny_model, cfg, calibration)
+    before = count_parameters(tiny_model, trainable_only=False)
+    reduction = 1 - count_parameters(student, trainable_only=False) / before
+    assert reduction == pytest.approx(report["reduction"]) and abs(reduction - 0.327) <= 0.01
+    assert count_parameters(tiny_model, trainable_only=False) == before  # the teacher is untouched
+    path = save_checkpoint(student, tmp_path / "student", {"kind": "pruned"})
+    layout = yaml.safe_load((path / "model.yaml").read_text())["model"]["pruned"]
+    assert layout and all(
+        "out_channels" in w or "num_features" in w or "out_features" in w or "normalized_shape" in w
+        for w in layout.values()
+    )
+    reloaded = load(path)  # rebuilt from the recorded widths, no pruning re-run
+    x = torch.rand(1, 3, 128, 224)
+    with torch.no_grad():
+        a, b = student(x), reloaded(x)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    onnx_path = export_onnx(reloaded, tmp_path / "student.onnx")
+    diffs = onnx_parity(reloaded, onnx_path, sample_inputs(reloaded.config, count=2))
+    assert diffs["scores"] < 1e-3 and diffs["seg_logits"] < 1e-2
+
+
+def test_feature_distillation_is_zero_against_itself_and_adapts_widths(tiny_model, tmp_path):
+    teacher = conditioned_model(load_model_config(TINY), seed=1)
+    same = FeatureDistiller(tiny_model, teacher, DistillConfig(teacher="x"))
+    x = torch.rand(2, 3, 128, 224)
+    with torch.no_grad():
+        tiny_model(x)
+        assert len(same.adapters) == 0 and same.loss(x).item() == pytest.approx(0.0, abs=1e-10)
+    same.detach()
+    student, _ = prune_model(tiny_model, PruneConfig(importance=ImportanceConfig("magnitude")))
+    distiller = FeatureDistiller(student, teacher, DistillConfig(teacher="x", loss="cwd"))
+    assert len(distiller.adapters) > 0  # pruned stage widths are mapped back to the teacher's
+    student.train()
+    student(x, [{"labels": torch.zeros(0, dtype=torch.long), "boxes": torch.zeros(0, 4)}] * 2)
+    loss = distiller.loss(x)
+    loss.backward()
+    assert loss.item() > 0 and all(p.grad is not None for p in distiller.adapters.parameters())
+    distiller.detach()
+    assert not any(m._forward_hooks for m in student.modules())
+
+
+def test_channel_wise_distillation_matches_a_hand_computed_kl():
+    student = torch.tensor([[[[0.0, 0.0]]]])  # one channel, two positions: uniform
+    teacher = torch.tensor([[[[0.0, 4.0 * np.log(3.0)]]]])  # at T=4: softmax (1/4, 3/4)
+    expected = (0.25 * np.log(0.25 / 0.5) + 0.75 * np.log(0.75 / 0.5)) * 16
+    assert channel_wise_distillation(student, teacher, 4.0).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_cli_prune_then_distill_reports_teacher_vs_student(tiny_model, tiny_data, tmp_path):
+    teacher = save_checkpoint(tiny_model, tmp_path / "teacher")
+    result = run_ppad(
+        "prune",
+        str(teacher),
+        "--out",
+        str(tmp_path / "pruned"),
+        "--data",
+        str(tiny_data),
+        "--steps",
+        "1",
+        "--calib-batches",
+        "2",
+        "--no-progress",
+        "--json",
+    )
+    summary = json.loads(result.stdout)
+    assert abs(summary["prune"]["reduction"] - 0.327) <= 0.01
+    comparison = summary["comparison"]
+    assert comparison["ratio"]["parameters"] < 0.7  # fused inference parameters drop about as much
+    for key in ("recall", "map50", "drivable_miou", "lane_iou", "lane_acc", "latency_ms"):
+        assert comparison["delta"][key] == pytest.approx(comparison["student"][key] - comparison["teacher"][key])
+    config = tmp_path / "distill.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"root": str(tiny_data), "cache": False, "workers": 0},
+                "epochs": 1,
+                "batch_size": 4,
+                "val_every": 0,
+                "distill": {"weight": 1.0, "loss": "mse"},
+            }
+        )
+    )
+    result = run_ppad(
+        "distill",
+        str(tmp_path / "pruned"),
+        "--teacher",
+        str(teacher),
+        "--config",
+        str(config),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--no-progress",
+        "--no-compare",
+        "--json",
+    )
+    best = json.loads(result.stdout)["student"]
+    student = load(best)
+    pruned = load(tmp_path / "pruned")
+    assert count_parameters(student, trainable_only=False) == count_parameters(pruned, trainable_only=False)
+    assert student.config.pruned == pruned.config.pruned
+    assert "loss_distill" in (tmp_path / "run" / "results.csv").read_text().splitlines()[0]
