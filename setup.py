@@ -40,5 +40,7 @@ setup(
         "tensorboard": ["tensorboard>=2.14"],
     },
     data_files=[("share/ppad_ros/config", sorted(glob("config/*.yaml")))],
-    entry_points={"console_scripts": ["ppad = ppad_core.cli:main"]},
+    entry_points={
+        "console_scripts": ["ppad = ppad_core.cli:main", "perception_node = ppad_ros.perception_node:main"]
+    },
 )

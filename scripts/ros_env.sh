@@ -2,6 +2,8 @@
 # Keeps DDS discovery on this machine's loopback, on a domain of its own.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (($$ % 100)) + 101 ))}"
+# Camera frames are megabytes: Fast DDS's default UDP path loses best-effort samples that large.
+export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
 
 # The dev underlay built by scripts/ros_underlay.sh: ROS 2 wheels in the venv plus .ros/install.
 _ppad_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

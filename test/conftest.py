@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,10 @@ from ppad_core.model.config import ModelConfig, load_model_config
 from ppad_core.model.rmt_ppad import RMTPPAD, build_model
 
 REPO = Path(__file__).resolve().parent.parent
+# Every ROS participant these tests start (in this process or a child) stays on loopback.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
 CONFIGS = REPO / "config"
 
 

@@ -1,0 +1,47 @@
+"""ros2 launch ppad_ros perception.launch.py model:=student image_topic:=/camera/image_raw
+
+Starts the perception node (a lifecycle node that activates itself) with the teacher or student
+profile. The profile -> parameters logic lives in ppad_ros.launch_support, where it is tested.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from ppad_ros.launch_support import PROFILES, node_parameters, remappings
+
+ARGUMENTS = [
+    ("model", "student", "model profile: config/<model>.yaml", PROFILES),
+    ("params_file", "", "extra parameter YAML, applied over the profile", None),
+    ("image_topic", "/camera/image_raw", "camera topic (sensor_msgs/Image)", None),
+    ("namespace", "", "namespace of the node and its outputs, e.g. one per camera", None),
+    ("device", "", "override the profile's device (cpu, cuda, cuda:N)", None),
+    ("backend", "", "override the profile's backend (torch, onnxruntime)", None),
+    ("use_sim_time", "false", "use /clock (bag replay)", ("true", "false")),
+]
+
+
+def _node(context):
+    value = {name: LaunchConfiguration(name).perform(context) for name, *_ in ARGUMENTS}
+    return [
+        Node(
+            package="ppad_ros",
+            executable="perception_node",
+            name="perception",
+            namespace=value["namespace"],
+            parameters=node_parameters(
+                value["model"], value["params_file"], value["device"], value["backend"], value["use_sim_time"] == "true"
+            ),
+            remappings=remappings(value["image_topic"]),
+            output="screen",
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    declared = [
+        DeclareLaunchArgument(name, default_value=default, description=text, choices=list(choices) if choices else None)
+        for name, default, text, choices in ARGUMENTS
+    ]
+    return LaunchDescription([*declared, OpaqueFunction(function=_node)])

@@ -1,0 +1,110 @@
+"""Latest-frame-wins hand-over between the subscription callback and the inference thread, and the
+counters and timings the node reports on /diagnostics. Plain Python: tested without ROS."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class LatestFrameSlot:
+    """Holds at most one waiting frame: a new frame replaces (drops) the one not yet taken."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._item: Any = None
+        self._closed = False
+
+    def put(self, item: Any) -> bool:
+        """Store `item`; True when it replaced a frame that was never processed."""
+        with self._condition:
+            replaced = self._item is not None
+            self._item = item
+            self._condition.notify()
+            return replaced
+
+    def take(self, timeout: float) -> Any:
+        """The waiting frame, or None after `timeout` seconds or once closed."""
+        with self._condition:
+            if self._item is None and not self._closed:
+                self._condition.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._item = None
+            self._condition.notify_all()
+
+
+@dataclass
+class FrameStatistics:
+    """Counts since start and timings over a sliding window of recent frames."""
+
+    window: int = 100
+    received: int = 0
+    processed: int = 0
+    dropped: int = 0  # replaced in the slot before inference could take them
+    rejected: int = 0  # bad input: encoding, size, truncated, undecodable
+    stale: int = 0  # older than max_input_age_ms
+    last_rejection: str = ""
+    stages: dict[str, deque] = field(default_factory=dict)
+    _arrivals: deque = field(default_factory=lambda: deque(maxlen=100))
+    _outputs: deque = field(default_factory=lambda: deque(maxlen=100))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_received(self, replaced: bool) -> None:
+        with self._lock:
+            self.received += 1
+            self.dropped += int(replaced)
+            self._arrivals.append(time.monotonic())
+
+    def on_rejected(self, reason: str) -> None:
+        with self._lock:
+            self.rejected += 1
+            self.last_rejection = reason
+
+    def on_stale(self) -> None:
+        with self._lock:
+            self.stale += 1
+
+    def on_processed(self, timings_ms: dict[str, float]) -> None:
+        with self._lock:
+            self.processed += 1
+            self._outputs.append(time.monotonic())
+            for stage, value in timings_ms.items():
+                self.stages.setdefault(stage, deque(maxlen=self.window)).append(value)
+
+    @staticmethod
+    def _rate(stamps: deque) -> float:
+        if len(stamps) < 2 or stamps[-1] == stamps[0]:
+            return 0.0
+        return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+    def summary(self) -> dict[str, float | int | str]:
+        with self._lock:
+            values: dict[str, float | int | str] = {
+                "frames_received": self.received,
+                "frames_processed": self.processed,
+                "frames_dropped": self.dropped,
+                "frames_rejected": self.rejected,
+                "frames_stale": self.stale,
+                "input_rate_hz": round(self._rate(self._arrivals), 2),
+                "output_rate_hz": round(self._rate(self._outputs), 2),
+                "last_rejection": self.last_rejection,
+            }
+            for stage, samples in self.stages.items():
+                data = np.asarray(samples)
+                values[f"{stage}_ms_mean"] = round(float(data.mean()), 2)
+                values[f"{stage}_ms_p95"] = round(float(np.percentile(data, 95)), 2)
+            return values

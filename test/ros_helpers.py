@@ -1,0 +1,177 @@
+"""Real rclpy plumbing for the ROS tests: the node under test in its own process, and a probe node in
+this process that publishes camera frames and records everything the node publishes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+if os.environ.get("PPAD_REQUIRE_ROS"):
+    import rclpy  # the README test command installs ROS 2: a missing rclpy is a failure there
+else:
+    rclpy = pytest.importorskip("rclpy")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from vision_msgs.msg import Detection2DArray, LabelInfo  # noqa: E402
+
+from ppad_ros.image_conversion import fill_image  # noqa: E402
+from ppad_ros.msg import PerceptionResult  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPUTS = {
+    "detections": Detection2DArray,
+    "drivable_area/mask": Image,
+    "lane_lines/mask": Image,
+    "perception": PerceptionResult,
+    "debug/overlay": Image,
+}
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def ros_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # never leave the machine
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # megabyte frames, best effort
+    env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class NodeProcess:
+    """`python -m ppad_ros.perception_node` with a params file and overrides, in namespace `ns`."""
+
+    def __init__(self, ns: str, params_file: Path, overrides: dict[str, object], log: Path) -> None:
+        args = [sys.executable, "-m", "ppad_ros.perception_node", "--ros-args", "--params-file", str(params_file)]
+        for key, value in overrides.items():
+            args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+        args += ["-r", f"__ns:={ns}"]
+        self.log = log
+        self.process = subprocess.Popen(
+            args, cwd=REPO, env=ros_environment(), stdout=open(log, "w"), stderr=subprocess.STDOUT
+        )
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(2)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+class Probe:
+    """Publishes frames to `<ns>/image` and records every output of the node under `ns`."""
+
+    def __init__(self, ns: str) -> None:
+        if not rclpy.ok():
+            rclpy.init()
+        self.ns = ns
+        self.node = rclpy.create_node(f"probe_{ns.strip('/').replace('/', '_')}")
+        self.lock = threading.Lock()
+        self.received: dict[str, list] = defaultdict(list)
+        self.arrival: dict[str, list] = defaultdict(list)
+        best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.image_pub = self.node.create_publisher(Image, f"{ns}/image", best_effort)
+        self.compressed_pub = self.node.create_publisher(CompressedImage, f"{ns}/image/compressed", best_effort)
+        for topic, message_type in OUTPUTS.items():
+            self.node.create_subscription(message_type, f"{ns}/{topic}", self._recorder(topic), 50)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._recorder("diagnostics"), 50)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _recorder(self, topic: str):
+        def record(msg) -> None:
+            with self.lock:
+                self.received[topic].append(msg)
+                self.arrival[topic].append(time.monotonic())
+
+        return record
+
+    def messages(self, topic: str) -> list:
+        with self.lock:
+            return list(self.received[topic])
+
+    def latched(self, topic: str, timeout: float = 5.0) -> list:
+        """Subscribe now (late) with transient-local QoS and return what arrives."""
+        got: list = []
+        subscription = self.node.create_subscription(LabelInfo, f"{self.ns}/{topic}", got.append, LATCHED)
+        wait_for(lambda: got, timeout)
+        self.node.destroy_subscription(subscription)
+        return got
+
+    def diagnostics(self) -> dict[str, str]:
+        """Key-values of the latest status from the node under test."""
+        for message in reversed(self.messages("diagnostics")):
+            for status in message.status:
+                if status.name.endswith(f"{self.ns}/perception"):
+                    return {kv.key: kv.value for kv in status.values} | {"_message": status.message}
+        return {}
+
+    def publish(self, image_bgr, stamp_ns: int, frame_id: str = "camera", encoding: str = "bgr8") -> Image:
+        msg = fill_image(Image(), image_bgr, encoding)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.header.frame_id = frame_id
+        self.image_pub.publish(msg)
+        return msg
+
+    def publish_message(self, msg) -> None:
+        (self.compressed_pub if isinstance(msg, CompressedImage) else self.image_pub).publish(msg)
+
+    def wait_ready(self, node: NodeProcess, timeout: float = 90.0) -> None:
+        def ready() -> bool:
+            if node.process.poll() is not None:
+                raise AssertionError(f"node exited with {node.process.returncode}:\n{node.output()}")
+            return self.diagnostics().get("_message", "").startswith("ready") and (
+                self.image_pub.get_subscription_count() + self.compressed_pub.get_subscription_count() > 0
+            )
+
+        wait_for(ready, timeout, f"node not ready:\n{node.output()}")
+        # the first samples can precede the data connection: prime the path with small frames
+        tiny = np.zeros((48, 64, 3), np.uint8)
+        compressed = CompressedImage(format="jpeg")
+        compressed.header.stamp.nanosec = 1
+        compressed.data = cv2.imencode(".jpg", tiny)[1].tobytes()
+
+        def primed() -> bool:  # one of the two matches the node's input_transport
+            self.publish(tiny, 1)
+            self.compressed_pub.publish(compressed)
+            time.sleep(0.2)
+            return any(stamp_of(m) == 1 for m in self.messages("detections"))
+
+        wait_for(primed, timeout, f"no output for priming frames:\n{node.output()}")
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def wait_for(condition, timeout: float, message: str = "timed out") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(message)
+
+
+def stamp_of(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
