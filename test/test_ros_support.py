@@ -1,0 +1,224 @@
+"""ROS-free parts of ppad_ros: image conversion for every camera encoding, the frame hand-over, the
+parameter table and the launch file's profile -> parameters logic."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from ppad_ros.frame_flow import FrameStatistics, LatestFrameSlot
+from ppad_ros.image_conversion import ImageError, compressed_to_bgr, image_to_bgr
+from ppad_ros.launch_support import config_dir, node_parameters, profile_params_file, remappings
+from ppad_ros.parameters import PARAMETERS, NodeParameters, markdown_table
+
+from conftest import REPO
+
+rng = np.random.default_rng(0)
+BGR = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+
+
+def _msg(pixels: np.ndarray, encoding: str, pad: int = 0) -> SimpleNamespace:
+    """An Image-like message; `pad` extra bytes per row exercise `step`."""
+    rows = pixels.reshape(pixels.shape[0], -1)
+    padded = np.concatenate([rows, np.full((rows.shape[0], pad), 7, np.uint8)], axis=1)
+    return SimpleNamespace(
+        encoding=encoding, height=pixels.shape[0], width=pixels.shape[1], step=padded.shape[1], data=padded.tobytes()
+    )
+
+
+@pytest.mark.parametrize("pad", [0, 5])
+def test_packed_colour_encodings_decode_to_the_same_bgr(pad):
+    sources = {
+        "bgr8": BGR,
+        "rgb8": BGR[..., ::-1],
+        "bgra8": np.dstack([BGR, np.full(BGR.shape[:2], 255, np.uint8)]),
+        "rgba8": np.dstack([BGR[..., ::-1], np.zeros(BGR.shape[:2], np.uint8)]),
+    }
+    for encoding, pixels in sources.items():
+        assert np.array_equal(image_to_bgr(_msg(np.ascontiguousarray(pixels), encoding, pad)), BGR), encoding
+
+
+def test_bgr8_is_a_zero_copy_view_of_the_message_buffer():
+    msg = _msg(BGR, "bgr8", pad=4)
+    msg.data = bytearray(msg.data)
+    view = image_to_bgr(msg)
+    assert np.shares_memory(view, np.frombuffer(msg.data, np.uint8)) and not view.flags.writeable
+
+
+def test_mono8_replicates_the_grey_level():
+    grey = BGR[..., 0].copy()
+    decoded = image_to_bgr(_msg(grey[..., None], "mono8", pad=3))
+    assert np.array_equal(decoded, np.repeat(grey[..., None], 3, axis=2))
+
+
+def test_yuv422_layouts_match_opencv_reference():
+    yuv = rng.integers(16, 240, (6, 8, 2), dtype=np.uint8)
+    for encoding, code in (("yuv422", cv2.COLOR_YUV2BGR_UYVY), ("yuyv", cv2.COLOR_YUV2BGR_YUY2)):
+        assert np.array_equal(image_to_bgr(_msg(yuv, encoding)), cv2.cvtColor(yuv, code))
+    with pytest.raises(ImageError, match="even width"):
+        image_to_bgr(_msg(yuv[:, :7], "yuv422"))
+
+
+@pytest.mark.parametrize(
+    "encoding, pattern",
+    [("bayer_rggb8", "RGGB"), ("bayer_bggr8", "BGGR"), ("bayer_gbrg8", "GBRG"), ("bayer_grbg8", "GRBG")],
+)
+def test_bayer_patterns_recover_a_flat_colour(encoding, pattern):
+    colour = {"B": 40, "G": 120, "R": 200}
+    mosaic = np.zeros((8, 8), np.uint8)
+    for dy in range(2):
+        for dx in range(2):
+            mosaic[dy::2, dx::2] = colour[pattern[2 * dy + dx]]
+    decoded = image_to_bgr(_msg(mosaic[..., None], encoding))
+    assert np.abs(decoded[2:-2, 2:-2].astype(int) - [40, 120, 200]).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"encoding": "16UC1"}, "encoding '16UC1' is not supported"),
+        ({"height": 0}, "zero-size image"),
+        ({"step": 10}, "step 10 is smaller than width\\*bytes_per_pixel = 24"),
+        ({"data": bytes(50)}, "data holds 50 bytes, 144 needed"),
+        ({"height": 5000, "width": 5000}, "exceeds max_image_pixels=1000"),
+    ],
+)
+def test_bad_images_raise_errors_naming_the_problem(change, message):
+    msg = _msg(BGR, "bgr8")
+    for key, value in change.items():
+        setattr(msg, key, value)
+    with pytest.raises(ImageError, match=message):
+        image_to_bgr(msg, max_pixels=1000)
+
+
+def test_compressed_images_decode_and_corrupt_or_huge_ones_are_refused():
+    ok, png = cv2.imencode(".png", BGR)
+    assert np.array_equal(compressed_to_bgr(SimpleNamespace(format="png", data=png.tobytes())), BGR)
+    with pytest.raises(ImageError, match="could not be decoded"):
+        compressed_to_bgr(SimpleNamespace(format="jpeg", data=b"\xff\xd8garbage"))
+    with pytest.raises(ImageError, match="empty data"):
+        compressed_to_bgr(SimpleNamespace(format="jpeg", data=b""))
+    with pytest.raises(ImageError, match="exceeds max_image_pixels=10"):
+        compressed_to_bgr(SimpleNamespace(format="png", data=png.tobytes()), max_pixels=10)
+
+
+def test_latest_frame_slot_keeps_only_the_newest_and_counts_replacements():
+    slot, stats = LatestFrameSlot(), FrameStatistics()
+    for i in range(5):
+        stats.on_received(slot.put(i))
+    assert slot.take(0.01) == 4 and slot.take(0.01) is None
+    summary = stats.summary()
+    assert summary["frames_received"] == 5 and summary["frames_dropped"] == 4
+    taken = []
+    consumer = threading.Thread(target=lambda: taken.append(slot.take(5.0)))
+    consumer.start()
+    slot.put("wake")
+    consumer.join(2)
+    assert taken == ["wake"]
+    slot.close()
+    assert slot.take(5.0) is None and slot.closed
+
+
+def test_stage_statistics_report_mean_and_p95():
+    stats = FrameStatistics()
+    for value in range(1, 101):
+        stats.on_processed({"inference": float(value)})
+    summary = stats.summary()
+    assert summary["inference_ms_mean"] == 50.5 and summary["inference_ms_p95"] == pytest.approx(95.05)
+
+
+def test_parameters_are_validated_with_the_allowed_values():
+    values = {spec.name: spec.default for spec in PARAMETERS} | {"checkpoint": "models/x"}
+    assert NodeParameters.from_values(values).backend == "torch"
+    with pytest.raises(ValueError, match="backend='tensorrt' is not one of torch, onnxruntime"):
+        NodeParameters.from_values(values | {"backend": "tensorrt"})
+    with pytest.raises(ValueError, match="score_threshold=2.0 is above its maximum 1.0"):
+        NodeParameters.from_values(values | {"score_threshold": 2.0})
+    with pytest.raises(ValueError, match="input_width=100 must be a multiple of 32"):
+        NodeParameters.from_values(values | {"input_width": 100})
+    with pytest.raises(ValueError, match="checkpoint is empty"):
+        NodeParameters.from_values(values | {"checkpoint": ""})
+
+
+def test_readme_documents_every_parameter_from_the_one_table():
+    assert markdown_table() in (REPO / "README.md").read_text()
+
+
+def test_profiles_map_to_their_parameter_files_with_overrides_last(tmp_path):
+    teacher = profile_params_file("teacher")
+    # the installed share folder when the package is built, else this checkout's config/
+    assert teacher == config_dir() / "teacher.yaml"
+    assert teacher.read_text() == (REPO / "config" / "teacher.yaml").read_text()
+    assert "checkpoint: models/rmt_ppad_s_demo\n" in teacher.read_text()
+    assert "rmt_ppad_s_demo_student" in profile_params_file("student").read_text()
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("/**:\n  ros__parameters:\n    score_threshold: 0.5\n")
+    params = node_parameters("student", str(extra), device="cuda", use_sim_time=True)
+    assert params == [str(config_dir() / "student.yaml"), str(extra), {"use_sim_time": True, "device": "cuda"}]
+    assert node_parameters("teacher")[-1] == {"use_sim_time": False}
+    with pytest.raises(ValueError, match="model:='huge' is not one of teacher, student"):
+        node_parameters("huge")
+    with pytest.raises(FileNotFoundError, match="params_file"):
+        node_parameters("student", str(tmp_path / "missing.yaml"))
+    assert remappings("/cam/image_raw") == [
+        ("image", "/cam/image_raw"),
+        ("image/compressed", "/cam/image_raw/compressed"),
+    ]
+
+
+def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
+    """launch/launch_ros are not installable here: run the launch file against recording stand-ins."""
+    created = {}
+
+    class Recorder:
+        def __init__(self, *args, **kwargs):
+            self.args, self.kwargs = args, kwargs
+
+    class Configuration:
+        values = {
+            "model": "teacher",
+            "params_file": "",
+            "image_topic": "/front/image_raw",
+            "namespace": "front",
+            "device": "",
+            "backend": "onnxruntime",
+            "use_sim_time": "true",
+        }
+
+        def __init__(self, name):
+            self.name = name
+
+        def perform(self, context):
+            return self.values[self.name]
+
+    def node(**kwargs):
+        created.update(kwargs)
+        return Recorder(**kwargs)
+
+    modules = {
+        "launch": types.SimpleNamespace(LaunchDescription=lambda items: items),
+        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=Recorder, OpaqueFunction=Recorder),
+        "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=Configuration),
+        "launch_ros.actions": types.SimpleNamespace(Node=node),
+    }
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    namespace: dict = {}
+    exec(compile((REPO / "launch" / "perception.launch.py").read_text(), "perception.launch.py", "exec"), namespace)
+    items = namespace["generate_launch_description"]()
+    declared = {item.args[0]: item.kwargs for item in items[:-1]}
+    assert declared["model"]["choices"] == ["teacher", "student"] and declared["model"]["default_value"] == "student"
+    assert set(declared) == {"model", "params_file", "image_topic", "namespace", "device", "backend", "use_sim_time"}
+    items[-1].kwargs["function"](None)
+    assert created["executable"] == "perception_node" and created["namespace"] == "front"
+    assert created["parameters"] == [
+        str(config_dir() / "teacher.yaml"),
+        {"use_sim_time": True, "backend": "onnxruntime"},
+    ]
+    assert ("image", "/front/image_raw") in created["remappings"]
