@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/ros_env.sh
+export PPAD_REQUIRE_ROS=1  # the ROS tests fail (rather than skip) if the underlay is missing
 VENV="${PPAD_VENV:-.venv}"
 
 echo "[test] ruff"
