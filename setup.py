@@ -41,6 +41,11 @@ setup(
     },
     data_files=[("share/ppad_ros/config", sorted(glob("config/*.yaml")))],
     entry_points={
-        "console_scripts": ["ppad = ppad_core.cli:main", "perception_node = ppad_ros.perception_node:main"]
+        "console_scripts": [
+            "ppad = ppad_core.cli:main",
+            "perception_node = ppad_ros.perception_node:main",
+            "bag_eval = ppad_ros.bag_eval:main",
+            "bag_from_images = ppad_ros.bag_from_images:main",
+        ]
     },
 )

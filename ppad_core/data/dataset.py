@@ -67,6 +67,16 @@ class LoadedSample:
     original_size: tuple[int, int]  # (height, width)
 
 
+def load_targets(
+    paths: SamplePaths, input_size: tuple[int, int], num_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class ids, normalised cxcywh boxes and both masks resized to the network input (H, W)."""
+    height, width = input_size
+    masks = np.stack([cv2.resize(read_mask(p), (width, height), interpolation=cv2.INTER_LINEAR) for p in paths.masks])
+    labels, boxes = read_labels(paths.label, num_classes)
+    return labels, boxes, masks
+
+
 class DrivingDataset(torch.utils.data.Dataset):
     """Samples of one split, stretched to `input_size` (H, W) like the paper; optional training augmentation.
 
@@ -135,12 +145,8 @@ class DrivingDataset(torch.utils.data.Dataset):
             return self._cache[index]
         paths = self.samples[index]
         image = read_image(paths.image)
-        height, width = self.input_size
         original = image.shape[:2]
-        masks = np.stack(
-            [cv2.resize(read_mask(p), (width, height), interpolation=cv2.INTER_LINEAR) for p in paths.masks]
-        )
-        labels, boxes = read_labels(paths.label, self.num_classes)
+        labels, boxes, masks = load_targets(paths, self.input_size, self.num_classes)
         loaded = LoadedSample(
             Sample(stretch_to_input(image, self.input_size), labels, boxes, masks), paths.name, original
         )
