@@ -104,6 +104,7 @@ class _Collector:
         self.lock = threading.Lock()
         self.outputs: dict[int, tuple[float, PerceptionResult]] = {}
         self.diagnostics: dict[str, str] = {}
+        self.diagnostics_time = 0.0
         self.namespace = namespace.rstrip("/")
         self.image_pub = self.node.create_publisher(Image, f"{self.namespace}/image", qos_profile_sensor_data)
         self.compressed_pub = self.node.create_publisher(
@@ -125,6 +126,7 @@ class _Collector:
             if status.name.endswith(f"{self.namespace}/perception"):
                 with self.lock:
                     self.diagnostics = {kv.key: kv.value for kv in status.values} | {"_message": status.message}
+                    self.diagnostics_time = time.monotonic()
 
     def wait_for_node(self, compressed: bool, timeout: float) -> None:
         publisher = self.compressed_pub if compressed else self.image_pub
@@ -137,7 +139,14 @@ class _Collector:
             time.sleep(0.1)
         raise BagError(f"no perception node ready under {self.namespace} within {timeout:.0f} s")
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, timeout: float = 10.0) -> dict[str, int]:
+        """The node's counters from a /diagnostics message sent after this call."""
+        asked = time.monotonic()
+        while time.monotonic() - asked < timeout:
+            with self.lock:
+                if self.diagnostics_time > asked:
+                    break
+            time.sleep(0.05)
         with self.lock:
             return {
                 k: int(self.diagnostics.get(k, 0))
@@ -162,7 +171,6 @@ def run_live(
         before = collector.counts()
         published = _publish(collector, frames, compressed, rate)
         _settle(collector, published)
-        time.sleep(0.5)
         after = collector.counts()
         replay = _score(frames, published, collector.outputs, config, labels)
     finally:

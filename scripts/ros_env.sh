@@ -13,7 +13,10 @@ if [ -z "${ROS_DISTRO:-}" ] && [ -d "$_ppad_venv/share/rclpy" ]; then
   export CMAKE_PREFIX_PATH="$_ppad_venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 fi
 if [ -f "$_ppad_repo/.ros/install/local_setup.sh" ]; then
+  case $- in *u*) _ppad_nounset=1; set +u ;; *) _ppad_nounset=0 ;; esac  # colcon's script reads unset variables
   COLCON_CURRENT_PREFIX="$_ppad_repo/.ros/install" . "$_ppad_repo/.ros/install/local_setup.sh"
+  [ "$_ppad_nounset" = 1 ] && set -u
+  unset _ppad_nounset
   # The checkout's sources shadow the installed copies (new files need no rebuild); ppad_ros.msg
   # still comes from the install tree through the package's extend_path.
   export PYTHONPATH="$_ppad_repo:$PYTHONPATH"

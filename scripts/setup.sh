@@ -16,5 +16,6 @@ if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(not torch.__version__.st
   "$VENV/bin/pip" install --quiet torch==2.13.0
 fi
 echo "[setup] installing ppad (editable) and its dependencies"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]"
+PYTHONWARNINGS=ignore "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]" \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 bash scripts/ros_underlay.sh
