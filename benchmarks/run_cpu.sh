@@ -15,7 +15,7 @@ ppad_core.save_checkpoint(ppad_core.build_model(ppad_core.load_model_config('con
 fi
 if [ ! -f "$OUT/paper_student/model.safetensors" ]; then
   "$VENV/bin/ppad" prune "$OUT/paper_teacher" --out "$OUT/paper_student" --data data/synthetic \
-    --steps 1 --calib-batches 2 --no-compare --no-progress --json | tee "$OUT/paper_prune.json"
+    --steps 1 --calib-batches 2 --calib-batch-size 1 --no-compare --no-progress --json | tee "$OUT/paper_prune.json"
 fi
 "$VENV/bin/ppad" bench "$OUT/paper_teacher" "$OUT/paper_student" --labels paper-teacher paper-student \
   --int8 --runs 5 --warmup 1 --json "$OUT/paper.json" --markdown "$OUT/paper.md"

@@ -469,6 +469,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             args.data,
             args.train_split,
             on_step=lambda step, reduction: status.update(f"pruning: step {step}, {reduction:.1%} removed"),
+            batch_size=args.calib_batch_size,
         )
     console.print(
         f"wrote {path} ({report['reduction']:.2%} fewer parameters, channel ratio {report['channel_ratio']:.3f})"
@@ -515,6 +516,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
             args.data,
             args.train_split,
             on_step=lambda step, reduction: status.update(f"pruning: step {step}, {reduction:.1%} removed"),
+            batch_size=args.calib_batch_size,
         )
     console.print(f"pruned: {report['reduction']:.2%} fewer parameters (channel ratio {report['channel_ratio']:.3f})")
     overrides = {"data.root": args.data, **_parse_overrides(args.set)}
@@ -540,6 +542,7 @@ def _add_prune_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--steps", type=int, default=4, help="iterative steps, statistics recomputed (default 4)")
     group.add_argument("--calib-batches", type=int, default=16, help="calibration batches per step (default 16)")
+    group.add_argument("--calib-batch-size", type=int, default=4, help="images per calibration batch (default 4)")
     group.add_argument(
         "--criterion", choices=("taylor", "magnitude"), default="taylor", help="channel importance (default taylor)"
     )

@@ -49,13 +49,14 @@ def run_prune(
     data_root: str | Path | None = None,
     split: str = "train2017",
     on_step: Callable[[int, float], None] | None = None,
+    batch_size: int = 4,
 ) -> tuple[Path, dict]:
     model, _ = load_checkpoint(teacher)
     calibration = None
     if cfg.importance.criterion == "taylor" and cfg.target_reduction > 0:
         if data_root is None:
             raise ValueError("Taylor importance needs labelled calibration data (--data)")
-        calibration = calibration_loader(data_root, split, model.config)
+        calibration = calibration_loader(data_root, split, model.config, batch_size)
     torch.manual_seed(0)  # denoising queries drawn during the statistics pass
     student, report = prune_model(model, cfg, calibration, on_step=on_step)
     provenance = {"kind": "pruned", "teacher": str(teacher), "prune": _plain(cfg), "report": report}
