@@ -1,64 +1,60 @@
 """Node overhead at 1280x720: message in -> all outputs published, minus model inference time.
 
-Starts perception_node (student profile by default) in its own process, publishes N frames at a rate
-the model keeps up with, and reads the node's own per-stage timings from /diagnostics.
-Run from the repository root after `source scripts/ros_env.sh`:
+Runs the real PerceptionNode (student profile by default, real publishers) in this process and hands
+it N identical 1280x720 bgr8 sensor_msgs/Image messages through the same path the subscription uses;
+the node's own stage timings (decode, preprocess, inference, postprocess, publish) are reported.
+DDS delivery of the input image is not part of the figure. From the repository root, after
+`source scripts/ros_env.sh`:
 
-    python benchmarks/node_overhead.py [--profile student] [--frames 40] [--overlay]
+    python benchmarks/node_overhead.py [--profile student] [--frames 30] [--overlay]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "test"))
+import rclpy
+import yaml
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
 
-from ros_helpers import NodeProcess, Probe  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from ppad_core.data.synth import render_scene
+from ppad_ros.image_conversion import fill_image
+from ppad_ros.perception_node import PerceptionNode
 
-from ppad_core.data.synth import render_scene  # noqa: E402
-
-STAGES = ("decode", "preprocess", "inference", "postprocess", "publish", "node_overhead", "end_to_end")
+STAGES = ("decode", "preprocess", "inference", "postprocess", "publish", "node_overhead")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="student", choices=("teacher", "student"))
-    parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--rate", type=float, default=4.0, help="frames per second (below the model's rate)")
-    parser.add_argument("--overlay", action="store_true", help="also subscribe to debug/overlay (rendered then)")
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--overlay", action="store_true", help="render and publish debug/overlay for every frame")
     args = parser.parse_args()
-    log = Path(tempfile.mkdtemp()) / "node.log"
-    overrides = {"diagnostics_period_s": 0.2, "publish_overlay": args.overlay}
-    node = NodeProcess("/overhead", REPO / "config" / f"{args.profile}.yaml", overrides, log)
-    probe = Probe("/overhead")
-    try:
-        probe.wait_ready(node)
-        if args.overlay:
-            probe.node.create_subscription(Image, "/overhead/debug/overlay", lambda m: None, 5)
-        frame = render_scene(seed=31, split="val", index=0).image
-        before = int(probe.diagnostics()["frames_processed"])
-        for i in range(args.frames):
-            probe.publish(frame, 2_000_000_000 + i)
-            time.sleep(1 / args.rate)
-        time.sleep(2)
-        diagnostics = probe.diagnostics()
-    finally:
-        probe.close()
-        node.stop()
-    processed = int(diagnostics["frames_processed"]) - before
-    result = {"profile": args.profile, "frame": "1280x720 bgr8", "overlay": args.overlay, "processed": processed}
-    for stage in STAGES:
-        result[stage] = {k: float(diagnostics[f"{stage}_ms_{k}"]) for k in ("mean", "p95")}
+    profile = yaml.safe_load(open(f"config/{args.profile}.yaml"))["/**"]["ros__parameters"]
+    rclpy.init()
+    node = PerceptionNode(
+        parameter_overrides=[Parameter(k, value=v) for k, v in profile.items()]
+        + [Parameter("warmup_iterations", value=3)]
+    )
+    node.on_configure(None)
+    node.on_activate(None)
+    if args.overlay:  # the overlay is rendered only while subscribed
+        node.create_subscription(Image, "debug/overlay", lambda m: None, 1)
+    msg = fill_image(Image(), render_scene(seed=31, split="val", index=0).image, "bgr8")
+    for _ in range(args.frames):
+        node._process(msg, time.perf_counter())
+    summary = node.stats.summary()
+    node.on_deactivate(None)
+    node.destroy_node()
+    rclpy.shutdown()
+    result = {"profile": args.profile, "frame": "1280x720 bgr8", "overlay": args.overlay, "frames": args.frames}
+    result.update({stage: {k: summary[f"{stage}_ms_{k}"] for k in ("mean", "p95")} for stage in STAGES})
     print(json.dumps(result, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

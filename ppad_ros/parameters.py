@@ -71,6 +71,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("publish_combined", True, "publish the combined `perception` message"),
     ParameterSpec("warmup_iterations", 2, "inferences on a blank frame before the node reports ready", minimum=0),
     ParameterSpec("diagnostics_period_s", 1.0, "period of the /diagnostics status", minimum=0.1),
+    ParameterSpec("autostart", True, "configure and activate at start-up; false: wait for a lifecycle manager"),
 )
 
 
@@ -94,6 +95,7 @@ class NodeParameters:
     publish_combined: bool
     warmup_iterations: int
     diagnostics_period_s: float
+    autostart: bool
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> NodeParameters:

@@ -307,7 +307,9 @@ def main(args: list[str] | None = None) -> int:
     executor.add_node(node)
     code = 0
     try:
-        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        if not node.get_parameter("autostart").value:
+            executor.spin()  # transitions come from a lifecycle manager (lifecycle_msgs services)
+        elif node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             node.get_logger().fatal("the node could not be configured; exiting")
             code = 1
         else:

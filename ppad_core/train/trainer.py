@@ -334,12 +334,14 @@ class Trainer:
     # ----- outputs ---------------------------------------------------------------------------------------
     def _save_checkpoint(self, name: str, epoch: int, metrics: dict) -> None:
         provenance = {
-            "kind": "trained",
+            "kind": "distilled" if self.distiller is not None else "trained",
             "epochs_completed": epoch + 1,
             "data": str(self.config.data.root),
             "seed": self.config.seed,
             "metrics": {k: round(float(v), 5) for k, v in metrics.items() if k in METRIC_COLUMNS},
         }
+        if self.distiller is not None:
+            provenance.update(teacher=self.config.distill.teacher, initialised_from=str(self.config.model))
         save_checkpoint(self.ema.model, self.run_dir / name, provenance)
 
     def _tensorboard(self):
