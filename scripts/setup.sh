@@ -13,7 +13,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(not torch.__version__.startswith('2.13.0'))" 2>/dev/null; then
   echo "[setup] installing torch==2.13.0 (CPU build)"
-  "$VENV/bin/pip" install --quiet torch==2.13.0
+  "$VENV/bin/pip" install --quiet torch==2.13.0 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 fi
 echo "[setup] installing ppad (editable) and its dependencies"
 PYTHONWARNINGS=ignore "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]" \

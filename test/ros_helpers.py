@@ -87,9 +87,11 @@ class Probe:
         self.lock = threading.Lock()
         self.received: dict[str, list] = defaultdict(list)
         self.arrival: dict[str, list] = defaultdict(list)
-        best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.image_pub = self.node.create_publisher(Image, f"{ns}/image", best_effort)
-        self.compressed_pub = self.node.create_publisher(CompressedImage, f"{ns}/image/compressed", best_effort)
+        # a reliable writer serves best-effort readers (the node's default) as best effort, and reliable
+        # readers (a node given a QoS override) with retransmission of lost fragments
+        writer = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, f"{ns}/image", writer)
+        self.compressed_pub = self.node.create_publisher(CompressedImage, f"{ns}/image/compressed", writer)
         for topic, message_type in OUTPUTS.items():
             self.node.create_subscription(message_type, f"{ns}/{topic}", self._recorder(topic), 50)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._recorder("diagnostics"), 50)

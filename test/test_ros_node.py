@@ -24,7 +24,10 @@ FAST_DIAGNOSTICS = {"diagnostics_period_s": 0.2}
 @pytest.fixture(scope="module")
 def student_node(tmp_path_factory):
     log = tmp_path_factory.mktemp("node") / "node.log"
-    node = NodeProcess("/ppad_test/front", STUDENT_PARAMS, FAST_DIAGNOSTICS, log)
+    # 2.7 MB frames: the standard QoS override makes the camera subscription reliable, so DDS
+    # retransmits lost fragments instead of losing whole frames on a busy machine
+    reliable = {"qos_overrides./ppad_test/front/image.subscription.reliability": "reliable"}
+    node = NodeProcess("/ppad_test/front", STUDENT_PARAMS, {**FAST_DIAGNOSTICS, **reliable}, log)
     probe = Probe("/ppad_test/front")
     probe.wait_ready(node)
     yield node, probe
@@ -195,7 +198,12 @@ BAD_FRAMES = [
 
 def test_every_bad_frame_is_rejected_counted_and_the_next_good_frame_processed(tmp_path):
     # small frames and a low pixel limit keep the samples light: the point is the node's recovery
-    overrides = {**FAST_DIAGNOSTICS, "max_image_pixels": 100_000, "publish_overlay": False}
+    overrides = {
+        **FAST_DIAGNOSTICS,
+        "max_image_pixels": 100_000,
+        "publish_overlay": False,
+        "qos_overrides./ppad_test/bad/image.subscription.reliability": "reliable",
+    }
     node = NodeProcess("/ppad_test/bad", STUDENT_PARAMS, overrides, tmp_path / "node.log")
     probe = Probe("/ppad_test/bad")
     try:
