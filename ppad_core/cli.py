@@ -48,14 +48,9 @@ def _describe_model(model, config, fused_params: int, macs: int) -> dict[str, An
 
 
 def _time_forward(model, input_size, runs: int) -> dict[str, float]:
-    image = torch.rand(1, 3, *input_size)
-    times = []
-    with torch.inference_mode():
-        model(image)  # warm-up
-        for _ in range(runs):
-            start = time.perf_counter()
-            model(image)
-            times.append((time.perf_counter() - start) * 1000)
+    from ppad_core.model.complexity import forward_times_ms
+
+    times = forward_times_ms(model, input_size, runs)
     return {
         "runs": runs,
         "threads": torch.get_num_threads(),
@@ -65,20 +60,12 @@ def _time_forward(model, input_size, runs: int) -> dict[str, float]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ppad_core.model.checkpoint import load_checkpoint
+    from ppad_core.model.checkpoint import load_or_build
     from ppad_core.model.complexity import count_macs, count_parameters
-    from ppad_core.model.config import resolve_model_config
     from ppad_core.model.fusion import fuse_model
-    from ppad_core.model.rmt_ppad import build_model
 
-    target = Path(args.target)
-    provenance = None
-    if (target / "model.yaml").is_file():
-        model, meta = load_checkpoint(target)
-        config, provenance = model.config, meta.get("provenance")
-    else:
-        config = resolve_model_config(args.target)
-        model = build_model(config).eval()
+    model, meta = load_or_build(args.target)
+    config, provenance = model.config, (meta or {}).get("provenance")
     fused = fuse_model(model)
     info = _describe_model(model, config, count_parameters(fused), count_macs(fused, config.input_size))
     if provenance:

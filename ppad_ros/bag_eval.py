@@ -15,7 +15,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,21 +116,15 @@ def run_offline(predictor: Predictor, frames, labels: LabelSource | None) -> Rep
     replay = Replay(predictor.config, MetricAccumulator(tuple(predictor.config.seg_thresholds)))
     for frame in frames:
         image = decode(frame)
-        start = time.perf_counter()
-        batch, transforms = predictor.preprocess([image])
-        preprocessed = time.perf_counter()
-        outputs = predictor.forward(batch)
-        inferred = time.perf_counter()
-        (prediction,) = predictor.postprocess(outputs, transforms)
-        done = time.perf_counter()
+        outputs, (prediction,), times = predictor.run([image])
         record = {
             "index": frame.index,
             "stamp_ns": frame.stamp_ns,
             "name": frame.name,
             "detections": len(prediction.boxes),
-            "preprocess_ms": (preprocessed - start) * 1e3,
-            "inference_ms": (inferred - preprocessed) * 1e3,
-            "postprocess_ms": (done - inferred) * 1e3,
+            "preprocess_ms": times.preprocess_ms,
+            "inference_ms": times.inference_ms,
+            "postprocess_ms": times.postprocess_ms,
         }
         if labels is not None:
             targets = labels(frame, image)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from ppad_core.compress.pruning import PruneConfig, prune_model
 from ppad_core.data.dataset import DrivingDataset, collate
 from ppad_core.evaluate.evaluator import evaluate
 from ppad_core.model.checkpoint import load_checkpoint, save_checkpoint
-from ppad_core.model.complexity import count_macs, count_parameters
+from ppad_core.model.complexity import count_macs, count_parameters, forward_times_ms
 from ppad_core.model.fusion import fuse_model
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.train.config import load_train_config
@@ -59,7 +59,7 @@ def run_prune(
         calibration = calibration_loader(data_root, split, model.config, batch_size)
     torch.manual_seed(0)  # denoising queries drawn during the statistics pass
     student, report = prune_model(model, cfg, calibration, on_step=on_step)
-    provenance = {"kind": "pruned", "teacher": str(teacher), "prune": _plain(cfg), "report": report}
+    provenance = {"kind": "pruned", "teacher": str(teacher), "prune": dataclasses.asdict(cfg), "report": report}
     return save_checkpoint(student, out_dir, provenance), report
 
 
@@ -79,20 +79,6 @@ def run_distill(
     return Path(run_dir) / "best"
 
 
-def measure_latency(model, runs: int = 10) -> float:
-    """Median ms of one fused fp32 forward (2 threads here), after a warm-up."""
-    fused = fuse_model(model)
-    image = torch.rand(1, 3, *model.config.input_size)
-    times = []
-    with torch.inference_mode():
-        fused(image)
-        for _ in range(runs):
-            start = time.perf_counter()
-            fused(image)
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
 def compare(
     teacher: str | Path,
     student: str | Path,
@@ -103,28 +89,23 @@ def compare(
 ) -> dict[str, dict[str, float]]:
     """Parameters, MACs, CPU latency (measured alternately in this run) and the five metrics of both."""
     models = {"teacher": load_checkpoint(teacher)[0], "student": load_checkpoint(student)[0]}
+    fused = {name: fuse_model(model) for name, model in models.items()}
     rows: dict[str, dict[str, float]] = {}
     for name, model in models.items():
-        fused = fuse_model(model)
         dataset = DrivingDataset(data_root, split, model.config.input_size, model.config.num_classes)
         metrics = evaluate(Predictor.from_model(model), dataset, progress=progress)
         rows[name] = {
-            "parameters": count_parameters(fused, trainable_only=False),
-            "macs": count_macs(fused, model.config.input_size),
+            "parameters": count_parameters(fused[name], trainable_only=False),
+            "macs": count_macs(fused[name], model.config.input_size),
             **{k: metrics[k] for k in METRICS},
         }
     latencies: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(3):  # interleaved, so drifting machine load hits both alike
         for name, model in models.items():
-            latencies[name].append(measure_latency(model, max(1, latency_runs // 3)))
+            runs = max(1, latency_runs // 3)
+            latencies[name].append(statistics.median(forward_times_ms(fused[name], model.config.input_size, runs)))
     for name in models:
         rows[name]["latency_ms"] = float(np.median(latencies[name]))
     rows["delta"] = {k: rows["student"][k] - rows["teacher"][k] for k in rows["teacher"]}
     rows["ratio"] = {k: rows["student"][k] / rows["teacher"][k] for k in ("parameters", "macs", "latency_ms")}
     return rows
-
-
-def _plain(cfg) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(cfg)

@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ppad_core.model.config import ModelConfig
+from ppad_core.model.config import ModelConfig, resolve_model_config
 from ppad_core.model.rmt_ppad import RMTPPAD, build_model
 
 WEIGHTS_FILE = "model.safetensors"
@@ -123,3 +123,11 @@ def load_state_strict(model: nn.Module, state: dict, source: str) -> None:
 def load(path: str | Path, device: str = "cpu") -> RMTPPAD:
     """Load a checkpoint directory as an eval-mode model (no pickle involved)."""
     return load_checkpoint(path, device)[0]
+
+
+def load_or_build(spec: str | Path) -> tuple[RMTPPAD, dict[str, Any] | None]:
+    """A checkpoint directory with its weights and metadata, or an architecture (config name or YAML)
+    built with fresh weights and no metadata; eval mode either way."""
+    if (Path(spec) / META_FILE).is_file():
+        return load_checkpoint(spec)
+    return build_model(resolve_model_config(spec)).eval(), None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -21,3 +23,16 @@ def count_macs(model: nn.Module, input_size: tuple[int, int], batch: int = 1) ->
         model(torch.zeros(batch, 3, *input_size, device=device))
     model.train(was_training)
     return counter.get_total_flops() // 2
+
+
+def forward_times_ms(model: nn.Module, input_size: tuple[int, int], runs: int) -> list[float]:
+    """Wall time of `runs` batch-1 forwards on a random image, after one warm-up forward."""
+    image = torch.rand(1, 3, *input_size)
+    times = []
+    with torch.inference_mode():
+        model(image)
+        for _ in range(runs):
+            start = time.perf_counter()
+            model(image)
+            times.append((time.perf_counter() - start) * 1000)
+    return times

@@ -20,11 +20,10 @@ import numpy as np
 import torch
 
 from ppad_core.data.synth import render_scene
-from ppad_core.model.checkpoint import load_checkpoint
+from ppad_core.model.checkpoint import load_or_build
 from ppad_core.model.complexity import count_macs, count_parameters
-from ppad_core.model.config import resolve_model_config
 from ppad_core.model.fusion import fuse_model
-from ppad_core.model.rmt_ppad import RMTPPAD, build_model
+from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.backends import OnnxRuntimeBackend, cpu_supports_bf16
 from ppad_core.runtime.export import export_onnx, quantize_int8, sample_inputs
 from ppad_core.runtime.predictor import Predictor
@@ -60,11 +59,8 @@ def default_variants(device: str, int8: bool = False) -> list[Variant]:
 
 def load_for_bench(spec: str, input_size: tuple[int, int] | None) -> RMTPPAD:
     """A checkpoint directory (its weights) or an architecture config (random weights: latency only)."""
-    if (Path(spec) / "model.safetensors").is_file():
-        model = load_checkpoint(spec)[0]
-    else:
-        torch.manual_seed(0)
-        model = build_model(resolve_model_config(spec))
+    torch.manual_seed(0)  # the same random weights on every run
+    model = load_or_build(spec)[0]
     if input_size is not None:
         model.config.input_size = tuple(input_size)
         model.config.validate()

@@ -123,7 +123,8 @@ class Predictor:
             results.append(Prediction(boxes, best_scores[i][keep], class_ids[i][keep], drivable, lane))
         return results
 
-    def predict(self, images_bgr: list[np.ndarray]) -> tuple[list[Prediction], StageTimes]:
+    def run(self, images_bgr: list[np.ndarray]) -> tuple[dict[str, np.ndarray], list[Prediction], StageTimes]:
+        """The raw outputs (as `forward` returns them), the predictions and the stage times of one batch."""
         start = time.perf_counter()
         batch, transforms = self.preprocess(images_bgr)
         preprocessed = time.perf_counter()
@@ -131,9 +132,12 @@ class Predictor:
         inferred = time.perf_counter()
         predictions = self.postprocess(outputs, transforms)
         done = time.perf_counter()
-        return predictions, StageTimes(
-            (preprocessed - start) * 1e3, (inferred - preprocessed) * 1e3, (done - inferred) * 1e3
-        )
+        times = StageTimes((preprocessed - start) * 1e3, (inferred - preprocessed) * 1e3, (done - inferred) * 1e3)
+        return outputs, predictions, times
+
+    def predict(self, images_bgr: list[np.ndarray]) -> tuple[list[Prediction], StageTimes]:
+        _, predictions, times = self.run(images_bgr)
+        return predictions, times
 
     def __call__(self, images_bgr: list[np.ndarray]) -> list[Prediction]:
         return self.predict(images_bgr)[0]

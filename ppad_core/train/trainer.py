@@ -26,9 +26,8 @@ from rich.table import Table
 from ppad_core.compress.distill import FeatureDistiller
 from ppad_core.data.dataset import DrivingDataset, collate
 from ppad_core.evaluate.evaluator import evaluate
-from ppad_core.model.checkpoint import load_checkpoint, save_checkpoint
-from ppad_core.model.config import resolve_model_config
-from ppad_core.model.rmt_ppad import RMTPPAD, build_model
+from ppad_core.model.checkpoint import load_checkpoint, load_or_build, save_checkpoint
+from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.train.config import TrainConfig
 from ppad_core.train.losses import task_losses, total_loss
@@ -169,10 +168,7 @@ class Trainer:
         )
 
     def _initial_model(self) -> RMTPPAD:
-        source = Path(self.config.model)
-        if (source / "model.yaml").is_file():
-            return load_checkpoint(source)[0].train()
-        return build_model(resolve_model_config(self.config.model)).train()
+        return load_or_build(self.config.model)[0].train()
 
     # ----- state -----------------------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
