@@ -128,8 +128,7 @@ def run_offline(predictor: Predictor, frames, labels: LabelSource | None) -> Rep
         }
         if labels is not None:
             targets = labels(frame, image)
-            add_batch(replay.accumulator, outputs, _batch(targets))
-            probs = 1.0 / (1.0 + np.exp(-outputs["seg_logits"][0]))
+            probs = add_batch(replay.accumulator, outputs, _batch(targets))[0]
             record.update(
                 frame_scores(probs, targets, predictor.config.seg_thresholds), ground_truth=len(targets.labels)
             )

@@ -32,7 +32,8 @@ def evaluate(
     return results
 
 
-def add_batch(accumulator: MetricAccumulator, outputs: dict[str, np.ndarray], batch: dict) -> None:
+def add_batch(accumulator: MetricAccumulator, outputs: dict[str, np.ndarray], batch: dict) -> np.ndarray:
+    """Score one batch; returns the segmentation probabilities [B, 2, H, W] it computed."""
     scores, classes = torch.from_numpy(outputs["scores"]).max(-1)
     boxes = torch.from_numpy(outputs["boxes"])
     seg_probs = 1.0 / (1.0 + np.exp(-outputs["seg_logits"]))
@@ -45,3 +46,4 @@ def add_batch(accumulator: MetricAccumulator, outputs: dict[str, np.ndarray], ba
             target["labels"],
         )
         accumulator.add_segmentation(seg_probs[i], batch["masks"][i].numpy())
+    return seg_probs
