@@ -411,11 +411,11 @@ def _prune_config(args: argparse.Namespace):
 
 
 def _compare_and_print(args: argparse.Namespace, teacher: str, student: Path, title: str) -> dict:
-    from ppad_core.compress.pipeline import compare
+    from ppad_core.compress.pipeline import METRIC_LABELS, compare
 
     rows = compare(teacher, student, args.data, args.val_split, progress=not args.no_progress)
     table = Table(title=title)
-    for column in ("", "parameters", "GMAC", "CPU ms", "Recall", "mAP50", "DA mIoU", "LL IoU", "LL acc"):
+    for column in ("", "parameters", "GMAC", "CPU ms", *METRIC_LABELS):
         table.add_column(column, justify="left" if not column else "right")
     keys = ("parameters", "macs", "latency_ms", "recall", "map50", "drivable_miou", "lane_iou", "lane_acc")
     for name in ("teacher", "student"):
@@ -525,7 +525,8 @@ def _add_prune_options(parser: argparse.ArgumentParser) -> None:
         "--scope",
         choices=("backbone+encoder", "backbone+encoder+head"),
         default="backbone+encoder",
-        help="prunable part (default backbone+encoder; +head adds the head's input projections and GCA)",
+        help="prunable part (default backbone+encoder; +head adds the head's input projections, GCA and "
+        "the seg decoder's full-resolution refinement)",
     )
     group.add_argument("--steps", type=int, default=4, help="iterative steps, statistics recomputed (default 4)")
     group.add_argument("--calib-batches", type=int, default=16, help="calibration batches per step (default 16)")

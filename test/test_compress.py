@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from ppad_core.compress.ablation import ARMS, AblationSettings, markdown_table, run_ablation
 from ppad_core.compress.distill import DistillConfig, FeatureDistiller, channel_wise_distillation
 from ppad_core.compress.importance import (
     ImportanceConfig,
@@ -230,3 +231,44 @@ def test_dependency_graph_prunes_the_paper_sized_architecture(large_config):
     with torch.no_grad():
         outputs = model(torch.rand(1, 3, 320, 320))
     assert outputs["boxes"].shape == (1, 300, 4) and outputs["seg_logits"].shape == (1, 2, 320, 320)
+
+
+def test_ablation_prunes_every_arm_to_one_budget_and_only_the_kd_arm_distils(tiny_model, tiny_data, tmp_path):
+    teacher = save_checkpoint(tiny_model, tmp_path / "teacher")
+    recipe = tmp_path / "finetune.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"root": str(tiny_data), "cache": False, "workers": 0},
+                "batch_size": 4,
+                "distill": {"weight": 1.0, "loss": "mse"},
+            }
+        )
+    )
+    settings = AblationSettings(
+        teacher=str(teacher),
+        data_root=str(tiny_data),
+        train_config=str(recipe),
+        out_dir=str(tmp_path / "ablation"),
+        epochs=1,
+        prune=PruneConfig(steps=1, calibration_batches=2),
+        progress=False,
+    )
+    result = run_ablation(settings)
+    arms = {row["arm"]: row for row in result["arms"]}
+    assert list(arms) == [arm.name for arm in ARMS]
+    assert all(abs(row["reduction"] - 0.327) <= 0.01 for row in arms.values())
+    assert len({row["pruned"]["parameters"] for row in arms.values()}) == 1  # one budget, the same widths
+    pruned = {slug: load(tmp_path / "ablation" / slug / "pruned") for slug in ("magnitude_l1", "taylor")}
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(pruned["magnitude_l1"].state_dict().values(), pruned["taylor"].state_dict().values())
+    ), "magnitude and Taylor kept the same channels"
+    assert not (tmp_path / "ablation" / "taylor_conflict_kd" / "pruned").exists()  # shares the conflict arm's
+    for arm in ARMS:
+        header = (tmp_path / "ablation" / arm.slug / "finetune" / "results.csv").read_text().splitlines()[0]
+        assert ("loss_distill" in header) == arm.distill
+        assert arms[arm.name]["finetuned"]["parameters"] == arms[arm.name]["pruned"]["parameters"]
+    table = markdown_table(result).splitlines()
+    assert len(table) == 2 + 1 + len(ARMS) and table[2].startswith("| teacher | 0 |")
+    assert f"{100 * arms['Taylor']['finetuned']['map50']:.2f}" in table[4]

@@ -182,5 +182,5 @@ def test_cli_bench_reports_every_variant_with_ratios_and_floor(tmp_path):
         assert row["inference_ms"]["median"] > 0 and row["throughput_b2_fps"] > 0
         assert row["speedup_vs_baseline"] == pytest.approx(rows[0]["total_ms"]["median"] / row["total_ms"]["median"])
     demo = next(r for r in rows if r["model"] == "demo")
-    assert demo["input_size"] == [256, 448] and demo["parameters"] == 1_933_587
+    assert demo["input_size"] == [256, 448] and demo["parameters"] == 1_927_379
     assert "| demo | torch eager fp32 | 256x448 |" in markdown.read_text()

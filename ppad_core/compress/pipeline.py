@@ -17,11 +17,13 @@ from ppad_core.evaluate.evaluator import evaluate
 from ppad_core.model.checkpoint import load_checkpoint, save_checkpoint
 from ppad_core.model.complexity import count_macs, count_parameters, forward_times_ms
 from ppad_core.model.fusion import fuse_model
+from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.train.config import load_train_config
 from ppad_core.train.trainer import METRIC_COLUMNS, Trainer
 
 METRICS = tuple(METRIC_COLUMNS[:5])  # recall, map50, drivable_miou, lane_iou, lane_acc
+METRIC_LABELS = ("Recall", "mAP50", "DA mIoU", "LL IoU", "LL acc")
 
 
 def calibration_loader(
@@ -65,18 +67,31 @@ def run_prune(
 
 def run_distill(
     student: str | Path,
-    teacher: str | Path,
+    teacher: str | Path | None,
     train_config: str | Path,
     run_dir: str | Path,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> Path:
-    """Fine-tune the student with the task losses plus feature distillation; returns its best checkpoint."""
+    """Fine-tune the student with the task losses plus feature distillation from `teacher` (task losses
+    only when None); returns its best checkpoint."""
     config = load_train_config(
-        train_config, {**(overrides or {}), "model": str(student), "distill.teacher": str(teacher)}
+        train_config, {**(overrides or {}), "model": str(student), "distill.teacher": str(teacher or "")}
     )
     Trainer(config, run_dir, progress=progress).fit()
     return Path(run_dir) / "best"
+
+
+def score(model: RMTPPAD, data_root: str | Path, split: str = "val2017", progress: bool = True) -> dict[str, float]:
+    """Inference parameters and MACs (fused) and the five metrics of one model on a labelled split."""
+    fused = fuse_model(model)
+    dataset = DrivingDataset(data_root, split, model.config.input_size, model.config.num_classes)
+    metrics = evaluate(Predictor.from_model(model), dataset, progress=progress)
+    return {
+        "parameters": count_parameters(fused, trainable_only=False),
+        "macs": count_macs(fused, model.config.input_size),
+        **{k: metrics[k] for k in METRICS},
+    }
 
 
 def compare(
@@ -84,25 +99,18 @@ def compare(
     student: str | Path,
     data_root: str | Path,
     split: str = "val2017",
-    latency_runs: int = 10,
+    latency_runs: int = 30,
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Parameters, MACs, CPU latency (measured alternately in this run) and the five metrics of both."""
     models = {"teacher": load_checkpoint(teacher)[0], "student": load_checkpoint(student)[0]}
     fused = {name: fuse_model(model) for name, model in models.items()}
-    rows: dict[str, dict[str, float]] = {}
-    for name, model in models.items():
-        dataset = DrivingDataset(data_root, split, model.config.input_size, model.config.num_classes)
-        metrics = evaluate(Predictor.from_model(model), dataset, progress=progress)
-        rows[name] = {
-            "parameters": count_parameters(fused[name], trainable_only=False),
-            "macs": count_macs(fused[name], model.config.input_size),
-            **{k: metrics[k] for k in METRICS},
-        }
+    rows = {name: score(model, data_root, split, progress) for name, model in models.items()}
     latencies: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(3):  # interleaved, so drifting machine load hits both alike
+    rounds = 5
+    for _ in range(rounds):  # interleaved, so drifting machine load hits both alike
         for name, model in models.items():
-            runs = max(1, latency_runs // 3)
+            runs = max(1, latency_runs // rounds)
             latencies[name].append(statistics.median(forward_times_ms(fused[name], model.config.input_size, runs)))
     for name in models:
         rows[name]["latency_ms"] = float(np.median(latencies[name]))

@@ -21,15 +21,16 @@ from ppad_core.model.rmt_ppad import RMTPPAD, build_model
 from ppad_core.train.losses import LossConfig
 
 SCOPES = ("backbone+encoder", "backbone+encoder+head")
-# +head adds the head's input projections and GCA. Their output widths are the detection decoder's
-# residual width, so they only shrink where Torch-Pruning finds groups that stay inside the head.
+# +head adds the head's input projections, GCA and the segmentation decoder's refinement. The first two
+# feed the detection decoder's residual width, so they only shrink where Torch-Pruning finds groups
+# that stay inside the head.
 
 
 @dataclass
 class PruneConfig:
     target_reduction: float = 0.327  # fraction of the whole model's parameters removed
     tolerance: float = 0.01  # the reduction is searched to within this many points (fraction)
-    scope: str = "backbone+encoder"  # or +head: also the head's input projections and GCA
+    scope: str = "backbone+encoder"  # or +head: also the head's input projections, GCA and seg refinement
     steps: int = 4  # iterative steps, statistics recomputed before each
     calibration_batches: int = 16
     round_to: int = 8  # widths kept multiples of this (SIMD/tensor-core friendly); halved until the target fits
@@ -48,16 +49,19 @@ class PruneConfig:
 
 def ignored_layers(model: RMTPPAD, scope: str) -> list[nn.Module]:
     """Modules whose outputs keep their width: the detection decoder (queries, heads, denoising) and the
-    segmentation decoder (its task-mixing einsum) always, the AIFI attention (native multi-head
-    attention), and the head's input projections and GCA unless the scope includes the head.
+    AIFI attention (native multi-head attention) always; the head's input projections, GCA and
+    segmentation decoder unless the scope includes the head. With the head, the segmentation decoder's
+    full-resolution refinement conv is pruned; its projections and shared upsampling (mixed per task by
+    an einsum the dependency graph cannot follow) and its logit layer keep their widths.
     Inputs of ignored modules still shrink with the channels that feed them."""
     head = model.head
-    ignored = [head.detector, head.segmenter, model.encoder.aifi.attn]
+    ignored = [head.detector, model.encoder.aifi.attn]
     if scope == "backbone+encoder":
-        ignored += [head.input_proj, head.det_gca, head.seg_gca]
-    else:  # the gates' two-input grouped convolutions are not handled by the dependency graph
-        ignored += [m for m in head.modules() if isinstance(m, TaskGate)]
-    return ignored
+        return ignored + [head.input_proj, head.det_gca, head.seg_gca, head.segmenter]
+    segmenter = head.segmenter
+    # the gates' two-input grouped convolutions are not handled by the dependency graph either
+    gates = [m for m in head.modules() if isinstance(m, TaskGate)]
+    return ignored + gates + [segmenter.proj, segmenter.upsample, segmenter.refine[-1]]
 
 
 def _output_tensors(outputs: dict) -> list[torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Inference fusion: Conv+BN folding and RepConv re-parameterisation (what the paper's 34.3 M counts)."""
+"""Inference fusion: Conv+BN folding and RepConv re-parameterisation (the paper's 34.3 M counts the fused model)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,18 @@ def _fuse_repconv(module: RepConv) -> nn.Module:
     return nn.Sequential(big, module.act)
 
 
+def _fold_sequential_pairs(sequence: nn.Sequential) -> None:
+    """Fold each Conv2d directly followed by a BatchNorm2d; the BN's slot becomes an Identity."""
+    for index in range(len(sequence) - 1):
+        conv, bn = sequence[index], sequence[index + 1]
+        if type(conv) is nn.Conv2d and isinstance(bn, nn.BatchNorm2d):
+            sequence[index] = fold_conv_bn(conv, bn)
+            sequence[index + 1] = nn.Identity()
+
+
 def _replace(parent: nn.Module) -> None:
+    if isinstance(parent, nn.Sequential):
+        _fold_sequential_pairs(parent)
     for name, child in parent.named_children():
         if isinstance(child, RepConv):
             setattr(parent, name, _fuse_repconv(child))
@@ -55,7 +66,7 @@ def _replace(parent: nn.Module) -> None:
 
 
 def fuse_model(model: nn.Module, inplace: bool = False) -> nn.Module:
-    """Return an eval-mode copy with every ConvBNAct folded and every RepConv merged into one 3x3 conv."""
+    """Return an eval-mode copy with every Conv+BN pair folded and every RepConv merged into one 3x3 conv."""
     fused = model if inplace else copy.deepcopy(model)
     fused.eval()
     _replace(fused)

@@ -17,6 +17,30 @@ def batch_norm(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
+class PointwiseConv2d(nn.Conv2d):
+    """1x1 convolution computed as one matrix multiply on NCHW inputs.
+
+    oneDNN's direct kernel is about 100x slower for a few output channels at full resolution
+    (8 -> 1 channels at 2x256x448: 12 ms against 0.1 ms on a 2-core CPU). Same parameters and
+    state-dict keys as nn.Conv2d, so checkpoints, fusion and pruning treat it as one.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_contiguous():  # channels-last inputs are already fast through the convolution
+            return super().forward(x)
+        batch, channels, height, width = x.shape
+        weight = self.weight.view(1, self.out_channels, channels).expand(batch, -1, -1)
+        pixels = x.view(batch, channels, height * width)
+        if self.bias is None:
+            out = torch.bmm(weight, pixels)
+        else:
+            out = torch.baddbmm(self.bias.view(1, -1, 1).expand(batch, -1, 1), weight, pixels)
+        return out.view(batch, self.out_channels, height, width)
+
+
 class ConvBNAct(nn.Module):
     """Conv2d (no bias) + BatchNorm + activation; fusable into a single biased Conv2d."""
 

@@ -19,7 +19,7 @@ _WIDTH_ATTRIBUTES = {
 
 
 def _widths(module: nn.Module) -> dict[str, int] | None:
-    attributes = _WIDTH_ATTRIBUTES.get(type(module))
+    attributes = next((a for kind, a in _WIDTH_ATTRIBUTES.items() if isinstance(module, kind)), None)
     if attributes is None:
         return None
     values = {name: getattr(module, name) for name in attributes}

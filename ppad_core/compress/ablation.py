@@ -1,0 +1,103 @@
+"""Which part of the compression recipe buys the accuracy: the same parameter budget pruned by each
+importance criterion, then fine-tuned for the same epochs with or without feature distillation."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ppad_core.compress.importance import ImportanceConfig
+from ppad_core.compress.pipeline import METRIC_LABELS, METRICS, run_distill, run_prune, score
+from ppad_core.compress.pruning import PruneConfig
+from ppad_core.model.checkpoint import load_checkpoint
+
+
+@dataclass(frozen=True)
+class AblationArm:
+    name: str
+    importance: ImportanceConfig
+    distill: bool  # fine-tune with the teacher's features as extra targets
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_")
+
+
+ARMS = (
+    AblationArm("magnitude (L1)", ImportanceConfig(criterion="magnitude", conflict="none"), distill=False),
+    AblationArm("Taylor", ImportanceConfig(criterion="taylor", conflict="none"), distill=False),
+    AblationArm("Taylor + conflict", ImportanceConfig(criterion="taylor", conflict="cosine"), distill=False),
+    AblationArm("Taylor + conflict + KD", ImportanceConfig(criterion="taylor", conflict="cosine"), distill=True),
+)
+
+
+@dataclass
+class AblationSettings:
+    teacher: str
+    data_root: str
+    train_config: str  # the fine-tuning recipe (a `ppad distill` YAML); its distill section is used by KD arms
+    out_dir: str
+    epochs: int = 1  # fine-tuning epochs per arm; 0 scores the pruned students only
+    prune: PruneConfig = field(default_factory=PruneConfig)  # the budget; each arm swaps in its importance
+    val_split: str = "val2017"
+    progress: bool = True
+
+
+def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARMS) -> dict:
+    """Teacher row plus one row per arm: parameters, MACs, the five metrics after pruning and after fine-tuning.
+
+    Arms with the same importance share one pruned student, so the KD arm differs from "Taylor + conflict"
+    only by the distillation.
+    """
+    out = Path(settings.out_dir)
+
+    def score_checkpoint(path: str | Path) -> dict[str, float]:
+        return score(load_checkpoint(path)[0], settings.data_root, settings.val_split, settings.progress)
+
+    result = {"teacher": score_checkpoint(settings.teacher), "arms": []}
+    pruned_by_importance: dict[tuple, tuple[Path, dict]] = {}
+    for arm in arms:
+        key = dataclasses.astuple(arm.importance)
+        if key not in pruned_by_importance:
+            cfg = dataclasses.replace(settings.prune, importance=arm.importance)
+            pruned_by_importance[key] = run_prune(settings.teacher, out / arm.slug / "pruned", cfg, settings.data_root)
+        pruned, report = pruned_by_importance[key]
+        row = {"arm": arm.name, "reduction": report["reduction"], "distill": arm.distill}
+        row["pruned"] = score_checkpoint(pruned)
+        if settings.epochs > 0:
+            best = run_distill(
+                pruned,
+                settings.teacher if arm.distill else None,
+                settings.train_config,
+                out / arm.slug / "finetune",
+                {"epochs": settings.epochs, "data.root": settings.data_root, "val_every": 0},
+                settings.progress,
+            )
+            row["finetuned"] = score_checkpoint(best)
+        result["arms"].append(row)
+    return result
+
+
+def markdown_table(result: dict) -> str:
+    """One line per arm: removed parameters, GMAC, mAP50 right after pruning, then the five metrics at the end."""
+    stage = "finetuned" if all("finetuned" in row for row in result["arms"]) else "pruned"
+    header = ["arm", "params removed", "GMAC", "mAP50 pruned", *METRIC_LABELS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    teacher = result["teacher"]
+    lines.append(
+        "| teacher | 0 | "
+        + f"{teacher['macs'] / 1e9:.2f} | {100 * teacher['map50']:.2f} | "
+        + " | ".join(f"{100 * teacher[k]:.2f}" for k in METRICS)
+        + " |"
+    )
+    for row in result["arms"]:
+        final = row[stage]
+        lines.append(
+            f"| {row['arm']} | {100 * row['reduction']:.2f}% | {final['macs'] / 1e9:.2f} | "
+            f"{100 * row['pruned']['map50']:.2f} | "
+            + " | ".join(f"{100 * final[k]:.2f} ({100 * (final[k] - teacher[k]):+.2f})" for k in METRICS)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
