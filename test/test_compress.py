@@ -214,6 +214,23 @@ def test_cli_prune_then_distill_reports_teacher_vs_student(tiny_model, tiny_data
     assert "loss_distill" in (tmp_path / "run" / "results.csv").read_text().splitlines()[0]
 
 
+def test_head_scope_prunes_the_seg_refinement_and_reloads(tiny_model, tmp_path):
+    magnitude = ImportanceConfig("magnitude")
+    narrow, _ = prune_model(tiny_model, PruneConfig(steps=1, importance=magnitude))
+    wide, report = prune_model(tiny_model, PruneConfig(scope="backbone+encoder+head", steps=1, importance=magnitude))
+    channels = tiny_model.config.head.seg_channels
+    assert narrow.head.segmenter.refine[0].out_channels == channels  # the default scope keeps the head
+    seg = wide.head.segmenter
+    assert seg.refine[0].out_channels < channels and seg.refine[-1].in_channels == seg.refine[0].out_channels
+    assert seg.upsample.out_channels == channels and seg.refine[-1].out_channels == 1
+    assert abs(report["reduction"] - 0.327) <= 0.01
+    reloaded = load(save_checkpoint(wide, tmp_path / "student"))
+    x = torch.rand(1, 3, *tiny_model.config.input_size)
+    with torch.no_grad():
+        a, b = wide(x), reloaded(x)
+    assert all(torch.equal(a[k], b[k]) for k in a) and a["seg_logits"].shape == (1, 2, *x.shape[-2:])
+
+
 def test_dependency_graph_prunes_the_paper_sized_architecture(large_config):
     """The full RMT-PPAD-L graph (HGNetV2 concats, depthwise downsamples, RepC3, AIFI, GCA inputs) prunes
     consistently; the searched, Taylor-scored run is in benchmarks/run_cpu.sh (minutes, not a unit test)."""
