@@ -415,7 +415,7 @@ def _compare_and_print(args: argparse.Namespace, teacher: str, student: Path, ti
 
     rows = compare(teacher, student, args.data, args.val_split, progress=not args.no_progress)
     table = Table(title=title)
-    for column in ("", "parameters", "GMAC", "CPU ms", *METRIC_LABELS):
+    for column in ("", "parameters", "GMAC", "CPU ms (NHWC)", *METRIC_LABELS):
         table.add_column(column, justify="left" if not column else "right")
     keys = ("parameters", "macs", "latency_ms", "recall", "map50", "drivable_miou", "lane_iou", "lane_acc")
     for name in ("teacher", "student"):

@@ -102,16 +102,20 @@ def compare(
     latency_runs: int = 30,
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Parameters, MACs, CPU latency (measured alternately in this run) and the five metrics of both."""
+    """Parameters, MACs, CPU latency (measured alternately in this run) and the five metrics of both.
+
+    Latency is timed as the node profiles run the models: fused, channels-last, fp32.
+    """
     models = {"teacher": load_checkpoint(teacher)[0], "student": load_checkpoint(student)[0]}
-    fused = {name: fuse_model(model) for name, model in models.items()}
+    fused = {name: fuse_model(model).to(memory_format=torch.channels_last) for name, model in models.items()}
     rows = {name: score(model, data_root, split, progress) for name, model in models.items()}
     latencies: dict[str, list[float]] = {name: [] for name in models}
     rounds = 5
     for _ in range(rounds):  # interleaved, so drifting machine load hits both alike
         for name, model in models.items():
             runs = max(1, latency_runs // rounds)
-            latencies[name].append(statistics.median(forward_times_ms(fused[name], model.config.input_size, runs)))
+            times = forward_times_ms(fused[name], model.config.input_size, runs, channels_last=True)
+            latencies[name].append(statistics.median(times))
     for name in models:
         rows[name]["latency_ms"] = float(np.median(latencies[name]))
     rows["delta"] = {k: rows["student"][k] - rows["teacher"][k] for k in rows["teacher"]}

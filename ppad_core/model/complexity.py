@@ -25,9 +25,14 @@ def count_macs(model: nn.Module, input_size: tuple[int, int], batch: int = 1) ->
     return counter.get_total_flops() // 2
 
 
-def forward_times_ms(model: nn.Module, input_size: tuple[int, int], runs: int) -> list[float]:
-    """Wall time of `runs` batch-1 forwards on a random image, after one warm-up forward."""
+def forward_times_ms(
+    model: nn.Module, input_size: tuple[int, int], runs: int, channels_last: bool = False
+) -> list[float]:
+    """Wall time of `runs` batch-1 forwards on a random image, after one warm-up forward (a channels-last
+    image when the model has been converted to that layout)."""
     image = torch.rand(1, 3, *input_size)
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
     times = []
     with torch.inference_mode():
         model(image)
