@@ -57,15 +57,15 @@ def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARM
         return score(load_checkpoint(path)[0], settings.data_root, settings.val_split, settings.progress)
 
     result = {"teacher": score_checkpoint(settings.teacher), "arms": []}
-    pruned_by_importance: dict[tuple, tuple[Path, dict]] = {}
+    pruned_by_importance: dict[tuple, tuple[Path, dict, dict[str, float]]] = {}
     for arm in arms:
         key = dataclasses.astuple(arm.importance)
         if key not in pruned_by_importance:
             cfg = dataclasses.replace(settings.prune, importance=arm.importance)
-            pruned_by_importance[key] = run_prune(settings.teacher, out / arm.slug / "pruned", cfg, settings.data_root)
-        pruned, report = pruned_by_importance[key]
-        row = {"arm": arm.name, "reduction": report["reduction"], "distill": arm.distill}
-        row["pruned"] = score_checkpoint(pruned)
+            path, report = run_prune(settings.teacher, out / arm.slug / "pruned", cfg, settings.data_root)
+            pruned_by_importance[key] = (path, report, score_checkpoint(path))
+        pruned, report, pruned_scores = pruned_by_importance[key]
+        row = {"arm": arm.name, "reduction": report["reduction"], "distill": arm.distill, "pruned": pruned_scores}
         if settings.epochs > 0:
             best = run_distill(
                 pruned,

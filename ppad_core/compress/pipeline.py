@@ -82,9 +82,16 @@ def run_distill(
     return Path(run_dir) / "best"
 
 
-def score(model: RMTPPAD, data_root: str | Path, split: str = "val2017", progress: bool = True) -> dict[str, float]:
-    """Inference parameters and MACs (fused) and the five metrics of one model on a labelled split."""
-    fused = fuse_model(model)
+def score(
+    model: RMTPPAD,
+    data_root: str | Path,
+    split: str = "val2017",
+    progress: bool = True,
+    fused: torch.nn.Module | None = None,
+) -> dict[str, float]:
+    """Inference parameters and MACs (of `fused`, its fused form when the caller already has it) and the
+    five metrics of one model on a labelled split."""
+    fused = fused if fused is not None else fuse_model(model)
     dataset = DrivingDataset(data_root, split, model.config.input_size, model.config.num_classes)
     metrics = evaluate(Predictor.from_model(model), dataset, progress=progress)
     return {
@@ -108,7 +115,7 @@ def compare(
     """
     models = {"teacher": load_checkpoint(teacher)[0], "student": load_checkpoint(student)[0]}
     fused = {name: fuse_model(model).to(memory_format=torch.channels_last) for name, model in models.items()}
-    rows = {name: score(model, data_root, split, progress) for name, model in models.items()}
+    rows = {name: score(model, data_root, split, progress, fused[name]) for name, model in models.items()}
     latencies: dict[str, list[float]] = {name: [] for name in models}
     rounds = 5
     for _ in range(rounds):  # interleaved, so drifting machine load hits both alike
