@@ -526,7 +526,7 @@ def _add_prune_options(parser: argparse.ArgumentParser) -> None:
         choices=("backbone+encoder", "backbone+encoder+head"),
         default="backbone+encoder",
         help="prunable part (default backbone+encoder; +head adds the head's input projections, GCA and "
-        "the seg decoder's full-resolution refinement)",
+        "the seg decoder's channels)",
     )
     group.add_argument("--steps", type=int, default=4, help="iterative steps, statistics recomputed (default 4)")
     group.add_argument("--calib-batches", type=int, default=16, help="calibration batches per step (default 16)")

@@ -3,6 +3,7 @@ pruned layouts in checkpoints, feature distillation and the CLI."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -214,21 +215,50 @@ def test_cli_prune_then_distill_reports_teacher_vs_student(tiny_model, tiny_data
     assert "loss_distill" in (tmp_path / "run" / "results.csv").read_text().splitlines()[0]
 
 
-def test_head_scope_prunes_the_seg_refinement_and_reloads(tiny_model, tmp_path):
+def test_head_scope_prunes_the_seg_decoder_and_reloads(tiny_model, tmp_path):
     magnitude = ImportanceConfig("magnitude")
     narrow, _ = prune_model(tiny_model, PruneConfig(steps=1, importance=magnitude))
-    wide, report = prune_model(tiny_model, PruneConfig(scope="backbone+encoder+head", steps=1, importance=magnitude))
+    # the tiny model's widths move in coarse steps: 34 % is a reduction its +head scope can land on
+    head_scope = PruneConfig(scope="backbone+encoder+head", steps=1, target_reduction=0.34, importance=magnitude)
+    wide, report = prune_model(tiny_model, head_scope)
     channels = tiny_model.config.head.seg_channels
     assert narrow.head.segmenter.refine[0].out_channels == channels  # the default scope keeps the head
     seg = wide.head.segmenter
+    shared = {p.out_channels for p in seg.proj} | {seg.upsample.in_channels, seg.upsample.out_channels}
+    assert len(shared) == 1 and shared.pop() == seg.refine[0].in_channels < channels
     assert seg.refine[0].out_channels < channels and seg.refine[-1].in_channels == seg.refine[0].out_channels
-    assert seg.upsample.out_channels == channels and seg.refine[-1].out_channels == 1
-    assert abs(report["reduction"] - 0.327) <= 0.01
+    assert seg.refine[-1].out_channels == 1 and seg.scale_logits.shape == (2, 3)
+    assert abs(report["reduction"] - 0.34) <= 0.01
     reloaded = load(save_checkpoint(wide, tmp_path / "student"))
     x = torch.rand(1, 3, *tiny_model.config.input_size)
     with torch.no_grad():
         a, b = wide(x), reloaded(x)
     assert all(torch.equal(a[k], b[k]) for k in a) and a["seg_logits"].shape == (1, 2, *x.shape[-2:])
+
+
+def test_seg_decoder_channel_group_prunes_like_slicing_its_weights(tiny_model):
+    """The shared upsampling runs three times on its own output and the tasks are mixed by learned
+    weights: the dependency graph must remove the same channels from every member, nothing more."""
+    import torch_pruning as tp
+
+    from ppad_core.compress.pruning import build_pruner
+
+    model = copy.deepcopy(tiny_model).eval()
+    reference = copy.deepcopy(model.head.segmenter)
+    pruner = build_pruner(model, 0.3, PruneConfig(scope="backbone+encoder+head"), tp.importance.MagnitudeImportance(), 1)
+    seg = model.head.segmenter
+    dropped = [1, 3, 5]
+    pruner.DG.get_pruning_group(seg.proj[0], tp.prune_conv_out_channels, idxs=dropped).prune()
+    keep = [c for c in range(reference.upsample.out_channels) if c not in dropped]
+    with torch.no_grad():
+        for proj in reference.proj:
+            proj.weight.data, proj.bias.data = proj.weight[keep], proj.bias[keep]
+        reference.upsample.weight.data = reference.upsample.weight[keep][:, keep]
+        reference.upsample.bias.data = reference.upsample.bias[keep]
+        reference.refine[0].weight.data = reference.refine[0].weight[:, keep]
+        features = [torch.randn(2, 32, 16 // s, 28 // s) for s in (1, 2, 4)]
+        assert seg.upsample.weight.shape == reference.upsample.weight.shape
+        assert torch.allclose(seg(features), reference(features), atol=1e-6)
 
 
 def test_dependency_graph_prunes_the_paper_sized_architecture(large_config):

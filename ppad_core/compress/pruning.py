@@ -21,7 +21,7 @@ from ppad_core.model.rmt_ppad import RMTPPAD, build_model
 from ppad_core.train.losses import LossConfig
 
 SCOPES = ("backbone+encoder", "backbone+encoder+head")
-# +head adds the head's input projections, GCA and the segmentation decoder's refinement. The first two
+# +head adds the head's input projections, GCA and the segmentation decoder's channels. The first two
 # feed the detection decoder's residual width, so they only shrink where Torch-Pruning finds groups
 # that stay inside the head.
 
@@ -30,7 +30,7 @@ SCOPES = ("backbone+encoder", "backbone+encoder+head")
 class PruneConfig:
     target_reduction: float = 0.327  # fraction of the whole model's parameters removed
     tolerance: float = 0.01  # the reduction is searched to within this many points (fraction)
-    scope: str = "backbone+encoder"  # or +head: also the head's input projections, GCA and seg refinement
+    scope: str = "backbone+encoder"  # or +head: also the head's input projections, GCA and seg decoder
     steps: int = 4  # iterative steps, statistics recomputed before each
     calibration_batches: int = 16
     round_to: int = 8  # widths kept multiples of this (SIMD/tensor-core friendly); halved until the target fits
@@ -51,9 +51,8 @@ def ignored_layers(model: RMTPPAD, scope: str) -> list[nn.Module]:
     """Modules whose outputs keep their width: the detection decoder (queries, heads, denoising) and the
     AIFI attention (native multi-head attention) always; the head's input projections, GCA and
     segmentation decoder unless the scope includes the head. With the head, the segmentation decoder's
-    full-resolution refinement conv is pruned; its projections and shared upsampling (mixed per task by
-    an einsum the dependency graph cannot follow) and its logit layer keep their widths.
-    Inputs of ignored modules still shrink with the channels that feed them."""
+    channels (projections, shared upsampling, refinement) are pruned; its per-task mixing weights and
+    logit layer keep their shapes. Inputs of ignored modules still shrink with the channels that feed them."""
     head = model.head
     ignored = [head.detector, model.encoder.aifi.attn]
     if scope == "backbone+encoder":
@@ -61,7 +60,8 @@ def ignored_layers(model: RMTPPAD, scope: str) -> list[nn.Module]:
     segmenter = head.segmenter
     # the gates' two-input grouped convolutions are not handled by the dependency graph either
     gates = [m for m in head.modules() if isinstance(m, TaskGate)]
-    return ignored + gates + [segmenter.proj, segmenter.upsample, segmenter.refine[-1]]
+    # scale_logits only weighs whole scales; as an unwrapped parameter the graph would try to prune it
+    return ignored + gates + [segmenter.refine[-1], segmenter.scale_logits]
 
 
 def _output_tensors(outputs: dict) -> list[torch.Tensor]:

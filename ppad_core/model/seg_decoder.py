@@ -42,13 +42,13 @@ class AdaptiveSegDecoder(nn.Module):
             F.interpolate(proj(f), size=size, mode="bilinear", align_corners=False)
             for proj, f in zip(self.proj[1:], features[1:])
         ]
-        stacked = torch.stack(scales, dim=1)  # [B, 3, C, h, w]
         weights = self.scale_logits.softmax(dim=1)  # [T, 3]
-        per_task = torch.einsum("ts,bschw->btchw", weights, stacked)
-        batch, tasks, channels, height, width = per_task.shape
+        # Weighted sums stacked task-major along the batch axis: plain element-wise ops and a batch-axis
+        # concat, which the pruning dependency graph follows (an einsum over stacked scales it cannot).
         # Channels-last from here: oneDNN's full-resolution kernels for so few channels run about 2x faster.
-        x = per_task.reshape(batch * tasks, channels, height, width).contiguous(memory_format=torch.channels_last)
+        x = torch.cat([sum(weights[t, s] * scales[s] for s in range(3)) for t in range(self.num_tasks)], dim=0)
+        x = x.contiguous(memory_format=torch.channels_last)
         for _ in range(self.upsample_steps):
             x = self.upsample(x)
-        logits = self.refine(x)
-        return logits.reshape(batch, tasks, logits.shape[-2], logits.shape[-1])
+        logits = self.refine(x)  # [T*B, 1, H, W]
+        return logits.reshape(self.num_tasks, -1, *logits.shape[-2:]).transpose(0, 1)
