@@ -245,7 +245,8 @@ def test_seg_decoder_channel_group_prunes_like_slicing_its_weights(tiny_model):
 
     model = copy.deepcopy(tiny_model).eval()
     reference = copy.deepcopy(model.head.segmenter)
-    pruner = build_pruner(model, 0.3, PruneConfig(scope="backbone+encoder+head"), tp.importance.MagnitudeImportance(), 1)
+    head_scope = PruneConfig(scope="backbone+encoder+head")
+    pruner = build_pruner(model, 0.3, head_scope, tp.importance.MagnitudeImportance(), steps=1)
     seg = model.head.segmenter
     dropped = [1, 3, 5]
     pruner.DG.get_pruning_group(seg.proj[0], tp.prune_conv_out_channels, idxs=dropped).prune()
