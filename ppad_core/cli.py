@@ -406,6 +406,7 @@ def _prune_config(args: argparse.Namespace):
         scope=args.scope,
         steps=args.steps,
         calibration_batches=args.calib_batches,
+        round_to=args.round_to,
         importance=importance,
     )
 
@@ -529,6 +530,13 @@ def _add_prune_options(parser: argparse.ArgumentParser) -> None:
         "the seg decoder's channels)",
     )
     group.add_argument("--steps", type=int, default=4, help="iterative steps, statistics recomputed (default 4)")
+    group.add_argument(
+        "--round-to",
+        type=int,
+        default=8,
+        help="kept widths rounded up to multiples of this (default 8, halved until the target fits; "
+        "2 suits models whose narrowest groups have 8 channels)",
+    )
     group.add_argument("--calib-batches", type=int, default=16, help="calibration batches per step (default 16)")
     group.add_argument("--calib-batch-size", type=int, default=4, help="images per calibration batch (default 4)")
     group.add_argument(
