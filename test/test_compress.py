@@ -263,15 +263,14 @@ def test_seg_decoder_channel_group_prunes_like_slicing_its_weights(tiny_model):
 
 
 def test_rounding_keeps_at_least_the_unpruned_fraction_of_every_group():
-    from ppad_core.compress.pruning import RoundKeptUpPruner
+    from ppad_core.compress.pruning import pruned_after_rounding_up as round_to
 
-    round_to = RoundKeptUpPruner._round_to
-    # (channels, to prune before rounding, round_to) -> pruned: kept widths round up, never down
-    assert round_to(None, 3, 8, 4) == 0  # 5 kept -> 8 (Torch-Pruning's own rounding keeps 4)
-    assert round_to(None, 3, 8, 2) == 2  # 5 kept -> 6
-    assert round_to(None, 17, 64, 4) == 16  # 47 kept -> 48
-    assert round_to(None, 16, 64, 8) == 16  # already a multiple
-    assert round_to(None, 5, 6, 8) == 0  # never wider than the layer
+    # (to prune before rounding, channels, round_to) -> pruned: kept widths round up, never down
+    assert round_to(3, 8, 4) == 0  # 5 kept -> 8 (Torch-Pruning's own rounding keeps 4)
+    assert round_to(3, 8, 2) == 2  # 5 kept -> 6
+    assert round_to(17, 64, 4) == 16  # 47 kept -> 48
+    assert round_to(16, 64, 8) == 16  # already a multiple
+    assert round_to(5, 6, 8) == 0  # never wider than the layer
 
 
 def test_dependency_graph_prunes_the_paper_sized_architecture(large_config):

@@ -69,14 +69,19 @@ def _output_tensors(outputs: dict) -> list[torch.Tensor]:
     return [outputs["boxes"], outputs["scores"], outputs["seg_logits"]]
 
 
+def pruned_after_rounding_up(n_pruned: int, channels: int, round_to: int) -> int:
+    """Channels to prune once the kept width is rounded up to a multiple of `round_to` (at most `channels`)."""
+    kept = min(channels, math.ceil((channels - n_pruned) / round_to) * round_to)
+    return channels - kept
+
+
 class RoundKeptUpPruner(tp.pruner.BasePruner):
     """Torch-Pruning's pruner with widths rounded up to a multiple of `round_to`, never down: rounding down
     can take half of a narrow group (the demo model's 8-channel segmentation decoder at a 33 % ratio keeps
     4), rounding up keeps at least (1 - ratio) of every group and the ratio search makes up the rest."""
 
     def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
-        kept = min(current_channels, math.ceil((current_channels - n_pruned) / round_to) * round_to)
-        return current_channels - kept
+        return pruned_after_rounding_up(n_pruned, current_channels, round_to)
 
 
 def build_pruner(

@@ -46,8 +46,8 @@ class AdaptiveSegDecoder(nn.Module):
         # Weighted sums stacked task-major along the batch axis: plain element-wise ops and a batch-axis
         # concat, which the pruning dependency graph follows (an einsum over stacked scales it cannot).
         # Channels-last from here: oneDNN's full-resolution kernels for so few channels run about 2x faster.
-        x = torch.cat([sum(weights[t, s] * scales[s] for s in range(3)) for t in range(self.num_tasks)], dim=0)
-        x = x.contiguous(memory_format=torch.channels_last)
+        per_task = [sum(weights[t, s] * scale for s, scale in enumerate(scales)) for t in range(self.num_tasks)]
+        x = torch.cat(per_task, dim=0).contiguous(memory_format=torch.channels_last)
         for _ in range(self.upsample_steps):
             x = self.upsample(x)
         logits = self.refine(x)  # [T*B, 1, H, W]
