@@ -447,21 +447,7 @@ def _finish_compression(args: argparse.Namespace, summary: dict) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from ppad_core.compress.pipeline import run_prune
-
-    with console.status("pruning") as status:
-        path, report = run_prune(
-            args.checkpoint,
-            args.out,
-            _prune_config(args),
-            args.data,
-            args.train_split,
-            on_step=lambda step, reduction: status.update(f"pruning: step {step}, {reduction:.1%} removed"),
-            batch_size=args.calib_batch_size,
-        )
-    console.print(
-        f"wrote {path} ({report['reduction']:.2%} fewer parameters, channel ratio {report['channel_ratio']:.3f})"
-    )
+    path, report = _prune_with_status(args, Path(args.out))
     summary = {"student": str(path), "prune": report}
     if args.data and not args.no_compare:
         summary["comparison"] = _compare_and_print(args, args.checkpoint, path, "teacher vs pruned student")
@@ -483,7 +469,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return _finish_compression(args, summary)
 
 
-def load_train_config_root(path: str) -> str:
+def load_train_config_root(path: str | Path) -> str:
     from ppad_core.train.config import load_train_config
 
     return load_train_config(path).data.root
@@ -492,23 +478,20 @@ def load_train_config_root(path: str) -> str:
 def cmd_compress(args: argparse.Namespace) -> int:
     import shutil
 
-    from ppad_core.compress.pipeline import run_distill, run_prune
+    from ppad_core.compress.pipeline import run_distill
 
     out = Path(args.out)
-    args.data = args.data or load_train_config_root(args.config)
-    with console.status("pruning") as status:
-        pruned, report = run_prune(
-            args.checkpoint,
-            out / "pruned",
-            _prune_config(args),
-            args.data,
-            args.train_split,
-            on_step=lambda step, reduction: status.update(f"pruning: step {step}, {reduction:.1%} removed"),
-            batch_size=args.calib_batch_size,
-        )
-    console.print(f"pruned: {report['reduction']:.2%} fewer parameters (channel ratio {report['channel_ratio']:.3f})")
-    overrides = {"data.root": args.data, **_parse_overrides(args.set)}
-    best = run_distill(pruned, args.checkpoint, args.config, out / "distill", overrides, not args.no_progress)
+    if args.resume:
+        pruned, report = _pruned_for_resume(out)
+        config, overrides = out / "distill" / "train.yaml", _parse_overrides(args.set)
+        args.data = args.data or load_train_config_root(config)
+    else:
+        args.data = args.data or load_train_config_root(args.config)
+        pruned, report = _prune_with_status(args, out / "pruned")
+        config, overrides = args.config, {"data.root": args.data, **_parse_overrides(args.set)}
+    best = run_distill(
+        pruned, args.checkpoint, config, out / "distill", overrides, not args.no_progress, resume=args.resume
+    )
     student = out / "student"
     if student.exists():
         shutil.rmtree(student)
@@ -517,6 +500,36 @@ def cmd_compress(args: argparse.Namespace) -> int:
     if not args.no_compare:
         summary["comparison"] = _compare_and_print(args, args.checkpoint, student, "teacher vs compressed student")
     return _finish_compression(args, summary)
+
+
+def _prune_with_status(args: argparse.Namespace, out_dir: Path) -> tuple[Path, dict]:
+    from ppad_core.compress.pipeline import run_prune
+
+    with console.status("pruning") as status:
+        path, report = run_prune(
+            args.checkpoint,
+            out_dir,
+            _prune_config(args),
+            args.data,
+            args.train_split,
+            on_step=lambda step, reduction: status.update(f"pruning: step {step}, {reduction:.1%} removed"),
+            batch_size=args.calib_batch_size,
+        )
+    console.print(
+        f"wrote {path} ({report['reduction']:.2%} fewer parameters, channel ratio {report['channel_ratio']:.3f})"
+    )
+    return path, report
+
+
+def _pruned_for_resume(out: Path) -> tuple[Path, dict]:
+    """The pruned student and its report from an interrupted `ppad compress --out OUT`."""
+    from ppad_core.model.checkpoint import read_metadata
+
+    if not (out / "distill" / "last_state.pt").is_file():
+        raise FileNotFoundError(f"{out / 'distill' / 'last_state.pt'}: no interrupted compression to resume")
+    report = read_metadata(out / "pruned")["provenance"]["report"]
+    console.print(f"resuming: {report['reduction']:.2%} fewer parameters already pruned in {out / 'pruned'}")
+    return out / "pruned", report
 
 
 def _add_prune_options(parser: argparse.ArgumentParser) -> None:
@@ -780,6 +793,12 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--config", default="config/distill_synthetic_s.yaml", help="distillation training YAML")
     compress.add_argument("--data", help="labelled dataset root (default: the config's data.root)")
     compress.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    compress.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in OUT: keep OUT/pruned, resume OUT/distill from its last epoch "
+        "(its train.yaml; --set still applies, e.g. more epochs)",
+    )
     _add_prune_options(compress)
     _add_compare_options(compress)
     compress.set_defaults(func=cmd_compress)

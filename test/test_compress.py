@@ -215,6 +215,38 @@ def test_cli_prune_then_distill_reports_teacher_vs_student(tiny_model, tiny_data
     assert "loss_distill" in (tmp_path / "run" / "results.csv").read_text().splitlines()[0]
 
 
+def test_cli_compress_resumes_an_interrupted_run_without_pruning_again(tiny_model, tiny_data, tmp_path):
+    teacher = str(save_checkpoint(tiny_model, tmp_path / "teacher"))
+    config = tmp_path / "distill.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"root": str(tiny_data), "cache": False, "workers": 0},
+                "epochs": 1,
+                "batch_size": 4,
+                "val_every": 0,
+                "distill": {"weight": 1.0, "loss": "mse"},
+            }
+        )
+    )
+    out = tmp_path / "compressed"
+    missing = run_ppad("compress", teacher, "--out", str(out), "--resume", "--no-progress", check=False)
+    assert missing.returncode == 2 and "no interrupted compression to resume" in missing.stdout + missing.stderr
+    prune_options = ("--steps", "1", "--calib-batches", "2", "--no-progress", "--json")
+    first = run_ppad("compress", teacher, "--out", str(out), "--config", str(config), "--no-compare", *prune_options)
+    pruned_weights = (out / "pruned" / "model.safetensors").read_bytes()
+    resumed = run_ppad(
+        "compress", teacher, "--out", str(out), "--resume", "--set", "epochs=2", "--no-progress", "--json"
+    )
+    summary = json.loads(resumed.stdout)
+    assert summary["prune"] == json.loads(first.stdout)["prune"]
+    assert (out / "pruned" / "model.safetensors").read_bytes() == pruned_weights
+    epochs = [line.split(",")[0] for line in (out / "distill" / "results.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2"]
+    assert load(out / "student").config.pruned == load(out / "pruned").config.pruned
+    assert summary["comparison"]["ratio"]["parameters"] < 0.7
+
+
 def test_head_scope_prunes_the_seg_decoder_and_reloads(tiny_model, tmp_path):
     magnitude = ImportanceConfig("magnitude")
     narrow, _ = prune_model(tiny_model, PruneConfig(steps=1, importance=magnitude))

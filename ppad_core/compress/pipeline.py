@@ -72,13 +72,14 @@ def run_distill(
     run_dir: str | Path,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> Path:
     """Fine-tune the student with the task losses plus feature distillation from `teacher` (task losses
-    only when None); returns its best checkpoint."""
+    only when None); returns its best checkpoint. `resume` continues the run in `run_dir`."""
     config = load_train_config(
         train_config, {**(overrides or {}), "model": str(student), "distill.teacher": str(teacher or "")}
     )
-    Trainer(config, run_dir, progress=progress).fit()
+    Trainer(config, run_dir, resume=resume, progress=progress).fit()
     return Path(run_dir) / "best"
 
 
