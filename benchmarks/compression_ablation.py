@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from ppad_core.compress.ablation import ARMS, AblationSettings, markdown_table, run_ablation
-from ppad_core.compress.pruning import PruneConfig
+from ppad_core.compress.pruning import SCOPES, PruneConfig
 
 
 def main() -> int:
@@ -30,7 +30,9 @@ def main() -> int:
     parser.add_argument("--out", default="runs/ablation", help="output folder")
     parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per arm (0: score pruned only)")
     parser.add_argument("--target", type=float, default=0.327, help="fraction of parameters removed")
+    parser.add_argument("--scope", choices=SCOPES, default="backbone+encoder", help="prunable part (see ppad prune)")
     parser.add_argument("--steps", type=int, default=4, help="iterative pruning steps")
+    parser.add_argument("--round-to", type=int, default=8, help="kept widths rounded up to multiples of this")
     parser.add_argument("--calib-batches", type=int, default=16, help="calibration batches per step")
     parser.add_argument("--arms", nargs="+", choices=[arm.slug for arm in ARMS], help="a subset of the arms")
     parser.add_argument("--no-progress", action="store_true")
@@ -41,7 +43,13 @@ def main() -> int:
         train_config=args.config,
         out_dir=args.out,
         epochs=args.epochs,
-        prune=PruneConfig(target_reduction=args.target, steps=args.steps, calibration_batches=args.calib_batches),
+        prune=PruneConfig(
+            target_reduction=args.target,
+            scope=args.scope,
+            steps=args.steps,
+            calibration_batches=args.calib_batches,
+            round_to=args.round_to,
+        ),
         progress=not args.no_progress,
     )
     arms = tuple(arm for arm in ARMS if not args.arms or arm.slug in args.arms)
