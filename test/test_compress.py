@@ -160,6 +160,22 @@ def test_channel_wise_distillation_matches_a_hand_computed_kl():
     assert channel_wise_distillation(student, teacher, 4.0).item() == pytest.approx(expected, rel=1e-5)
 
 
+def _one_epoch_distill_config(tmp_path, data_root):
+    config = tmp_path / "distill.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"root": str(data_root), "cache": False, "workers": 0},
+                "epochs": 1,
+                "batch_size": 4,
+                "val_every": 0,
+                "distill": {"weight": 1.0, "loss": "mse"},
+            }
+        )
+    )
+    return config
+
+
 def test_cli_prune_then_distill_reports_teacher_vs_student(tiny_model, tiny_data, tmp_path):
     teacher = save_checkpoint(tiny_model, tmp_path / "teacher")
     result = run_ppad(
@@ -182,18 +198,7 @@ def test_cli_prune_then_distill_reports_teacher_vs_student(tiny_model, tiny_data
     assert comparison["ratio"]["parameters"] < 0.7  # fused inference parameters drop about as much
     for key in ("recall", "map50", "drivable_miou", "lane_iou", "lane_acc", "latency_ms"):
         assert comparison["delta"][key] == pytest.approx(comparison["student"][key] - comparison["teacher"][key])
-    config = tmp_path / "distill.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data": {"root": str(tiny_data), "cache": False, "workers": 0},
-                "epochs": 1,
-                "batch_size": 4,
-                "val_every": 0,
-                "distill": {"weight": 1.0, "loss": "mse"},
-            }
-        )
-    )
+    config = _one_epoch_distill_config(tmp_path, tiny_data)
     result = run_ppad(
         "distill",
         str(tmp_path / "pruned"),
@@ -217,18 +222,7 @@ def test_cli_prune_then_distill_reports_teacher_vs_student(tiny_model, tiny_data
 
 def test_cli_compress_resumes_an_interrupted_run_without_pruning_again(tiny_model, tiny_data, tmp_path):
     teacher = str(save_checkpoint(tiny_model, tmp_path / "teacher"))
-    config = tmp_path / "distill.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data": {"root": str(tiny_data), "cache": False, "workers": 0},
-                "epochs": 1,
-                "batch_size": 4,
-                "val_every": 0,
-                "distill": {"weight": 1.0, "loss": "mse"},
-            }
-        )
-    )
+    config = _one_epoch_distill_config(tmp_path, tiny_data)
     out = tmp_path / "compressed"
     missing = run_ppad("compress", teacher, "--out", str(out), "--resume", "--no-progress", check=False)
     assert missing.returncode == 2 and "no interrupted compression to resume" in missing.stdout + missing.stderr
