@@ -26,6 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("teacher", help="teacher checkpoint directory")
     parser.add_argument("--data", default="data/synthetic", help="labelled dataset (calibration, fine-tuning, scoring)")
+    parser.add_argument("--eval-data", help="labelled dataset the rows are scored on (default --data)")
     parser.add_argument("--config", default="config/distill_synthetic_s.yaml", help="fine-tuning recipe (YAML)")
     parser.add_argument("--out", default="runs/ablation", help="output folder")
     parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per arm (0: score pruned only)")
@@ -40,6 +41,7 @@ def main() -> int:
     settings = AblationSettings(
         teacher=args.teacher,
         data_root=args.data,
+        eval_root=args.eval_data,
         train_config=args.config,
         out_dir=args.out,
         epochs=args.epochs,

@@ -414,7 +414,7 @@ def _prune_config(args: argparse.Namespace):
 def _compare_and_print(args: argparse.Namespace, teacher: str, student: Path, title: str) -> dict:
     from ppad_core.compress.pipeline import METRIC_LABELS, compare
 
-    rows = compare(teacher, student, args.data, args.val_split, progress=not args.no_progress)
+    rows = compare(teacher, student, args.eval_data or args.data, args.val_split, progress=not args.no_progress)
     table = Table(title=title)
     for column in ("", "parameters", "GMAC", "CPU ms (NHWC)", *METRIC_LABELS):
         table.add_column(column, justify="left" if not column else "right")
@@ -449,7 +449,7 @@ def _finish_compression(args: argparse.Namespace, summary: dict) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     path, report = _prune_with_status(args, Path(args.out))
     summary = {"student": str(path), "prune": report}
-    if args.data and not args.no_compare:
+    if (args.eval_data or args.data) and not args.no_compare:
         summary["comparison"] = _compare_and_print(args, args.checkpoint, path, "teacher vs pruned student")
     return _finish_compression(args, summary)
 
@@ -566,6 +566,11 @@ def _add_prune_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_compare_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--eval-data",
+        help="labelled dataset root the final table scores (default: --data); a test set the run never saw, "
+        "where the validation split chose the checkpoint",
+    )
     parser.add_argument("--val-split", default="val2017", help="split scored in the final table (default val2017)")
     parser.add_argument("--no-compare", action="store_true", help="skip the final teacher/student table")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

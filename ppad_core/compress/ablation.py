@@ -42,6 +42,7 @@ class AblationSettings:
     epochs: int = 1  # fine-tuning epochs per arm; 0 scores the pruned students only
     prune: PruneConfig = field(default_factory=PruneConfig)  # the budget; each arm swaps in its importance
     val_split: str = "val2017"
+    eval_root: str | None = None  # dataset the rows are scored on (default data_root's val_split)
     progress: bool = True
 
 
@@ -54,7 +55,8 @@ def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARM
     out = Path(settings.out_dir)
 
     def score_checkpoint(path: str | Path) -> dict[str, float]:
-        return score(load_checkpoint(path)[0], settings.data_root, settings.val_split, settings.progress)
+        data = settings.eval_root or settings.data_root
+        return score(load_checkpoint(path)[0], data, settings.val_split, settings.progress)
 
     result = {"teacher": score_checkpoint(settings.teacher), "arms": []}
     pruned_by_importance: dict[tuple, tuple[Path, dict, dict[str, float]]] = {}
