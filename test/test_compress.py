@@ -239,6 +239,11 @@ def test_cli_compress_resumes_an_interrupted_run_without_pruning_again(tiny_mode
     assert epochs == ["1", "2"]
     assert load(out / "student").config.pruned == load(out / "pruned").config.pruned
     assert summary["comparison"]["ratio"]["parameters"] < 0.7
+    elsewhere = tmp_path / "no_such_test_set"
+    scored_elsewhere = run_ppad(
+        "compress", teacher, "--out", str(out), "--resume", "--eval-data", str(elsewhere), "--no-progress", check=False
+    )
+    assert scored_elsewhere.returncode == 2 and str(elsewhere) in scored_elsewhere.stdout + scored_elsewhere.stderr
 
 
 def test_head_scope_prunes_the_seg_decoder_and_reloads(tiny_model, tmp_path):
