@@ -23,6 +23,7 @@ from ppad_core.compress.pruning import SCOPES, PruneConfig
 
 
 def main() -> int:
+    budget = PruneConfig()  # the defaults of `ppad prune`
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("teacher", help="teacher checkpoint directory")
     parser.add_argument("--data", default="data/synthetic", help="labelled dataset (calibration, fine-tuning, scoring)")
@@ -30,11 +31,15 @@ def main() -> int:
     parser.add_argument("--config", default="config/distill_synthetic_s.yaml", help="fine-tuning recipe (YAML)")
     parser.add_argument("--out", default="runs/ablation", help="output folder")
     parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per arm (0: score pruned only)")
-    parser.add_argument("--target", type=float, default=0.327, help="fraction of parameters removed")
-    parser.add_argument("--scope", choices=SCOPES, default="backbone+encoder", help="prunable part (see ppad prune)")
-    parser.add_argument("--steps", type=int, default=4, help="iterative pruning steps")
-    parser.add_argument("--round-to", type=int, default=8, help="kept widths rounded up to multiples of this")
-    parser.add_argument("--calib-batches", type=int, default=16, help="calibration batches per step")
+    parser.add_argument("--target", type=float, default=budget.target_reduction, help="fraction of parameters removed")
+    parser.add_argument("--scope", choices=SCOPES, default=budget.scope, help="prunable part (see ppad prune)")
+    parser.add_argument("--steps", type=int, default=budget.steps, help="iterative pruning steps")
+    parser.add_argument(
+        "--round-to", type=int, default=budget.round_to, help="kept widths rounded up to multiples of this"
+    )
+    parser.add_argument(
+        "--calib-batches", type=int, default=budget.calibration_batches, help="calibration batches per step"
+    )
     parser.add_argument("--arms", nargs="+", choices=[arm.slug for arm in ARMS], help="a subset of the arms")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()

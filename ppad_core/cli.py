@@ -533,24 +533,39 @@ def _pruned_for_resume(out: Path) -> tuple[Path, dict]:
 
 
 def _add_prune_options(parser: argparse.ArgumentParser) -> None:
+    from ppad_core.compress.pruning import SCOPES, PruneConfig
+
+    defaults = PruneConfig()
     group = parser.add_argument_group("pruning")
-    group.add_argument("--target", type=float, default=0.327, help="fraction of parameters removed (default 0.327)")
+    group.add_argument(
+        "--target",
+        type=float,
+        default=defaults.target_reduction,
+        help="fraction of parameters removed (default %(default)s)",
+    )
     group.add_argument(
         "--scope",
-        choices=("backbone+encoder", "backbone+encoder+head"),
-        default="backbone+encoder",
-        help="prunable part (default backbone+encoder; +head adds the head's input projections, GCA and "
+        choices=SCOPES,
+        default=defaults.scope,
+        help="prunable part (default %(default)s; +head adds the head's input projections, GCA and "
         "the seg decoder's channels)",
     )
-    group.add_argument("--steps", type=int, default=4, help="iterative steps, statistics recomputed (default 4)")
+    group.add_argument(
+        "--steps", type=int, default=defaults.steps, help="iterative steps, statistics recomputed (default %(default)s)"
+    )
     group.add_argument(
         "--round-to",
         type=int,
-        default=8,
-        help="kept widths rounded up to multiples of this (default 8, halved until the target fits; "
+        default=defaults.round_to,
+        help="kept widths rounded up to multiples of this (default %(default)s, halved until the target fits; "
         "2 suits models whose narrowest groups have 8 channels)",
     )
-    group.add_argument("--calib-batches", type=int, default=16, help="calibration batches per step (default 16)")
+    group.add_argument(
+        "--calib-batches",
+        type=int,
+        default=defaults.calibration_batches,
+        help="calibration batches per step (default %(default)s)",
+    )
     group.add_argument("--calib-batch-size", type=int, default=4, help="images per calibration batch (default 4)")
     group.add_argument(
         "--criterion", choices=("taylor", "magnitude"), default="taylor", help="channel importance (default taylor)"
