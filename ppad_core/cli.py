@@ -248,6 +248,11 @@ def _add_runtime_options(parser: argparse.ArgumentParser, resize: bool = True) -
         help="fp32; bf16 (CPUs with AVX512-BF16/AMX) or fp16 (CUDA) with torch; int8 with onnxruntime",
     )
     group.add_argument("--channels-last", action="store_true", help="torch: NHWC memory layout (faster convs)")
+    group.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="torch on CUDA: capture the forward once per input shape and replay it (removes per-kernel launch cost)",
+    )
     if resize:
         group.add_argument(
             "--resize",
@@ -266,6 +271,7 @@ def _predictor_from_args(args: argparse.Namespace, **kwargs):
         device=args.device,
         precision=args.precision,
         channels_last=args.channels_last,
+        cuda_graph=args.cuda_graph,
         **kwargs,
     )
 

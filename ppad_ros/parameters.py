@@ -36,6 +36,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         choices=("fp32", "bf16", "fp16", "int8"),
     ),
     ParameterSpec("channels_last", False, "torch: NHWC memory layout (faster convolutions on CPU)"),
+    ParameterSpec("cuda_graph", False, "torch on CUDA: replay one captured forward per input size (no launch cost)"),
     ParameterSpec(
         "score_threshold",
         -1.0,
@@ -83,6 +84,7 @@ class NodeParameters:
     device: str
     precision: str
     channels_last: bool
+    cuda_graph: bool
     score_threshold: float
     resize: str
     input_height: int

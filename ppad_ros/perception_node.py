@@ -155,6 +155,7 @@ class PerceptionNode(Node):
             device=params.device,
             precision=params.precision,
             channels_last=params.channels_last,
+            cuda_graph=params.cuda_graph,
             conf_threshold=None if params.score_threshold < 0 else params.score_threshold,
             resize=params.resize,
         )

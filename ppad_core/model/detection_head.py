@@ -20,7 +20,7 @@ def generate_anchors(
         ys, xs = torch.meshgrid(
             torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype), indexing="ij"
         )
-        centres = (torch.stack([xs, ys], -1) + 0.5) / torch.tensor([w, h], device=device, dtype=dtype)
+        centres = torch.stack([(xs + 0.5) / w, (ys + 0.5) / h], -1)  # no host tensor: CUDA graphs can capture it
         sizes = torch.full_like(centres, base_size * 2.0**level)
         anchors.append(torch.cat([centres, sizes], -1).view(1, h * w, 4))
     anchors = torch.cat(anchors, 1)

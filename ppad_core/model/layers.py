@@ -163,15 +163,18 @@ class RepC3(nn.Module):
         return self.rep_convs(self.main(x)) + self.skip(x)
 
 
-def sincos_position_embedding(height: int, width: int, dim: int, temperature: float = 1e4) -> torch.Tensor:
+def sincos_position_embedding(
+    height: int, width: int, dim: int, temperature: float = 1e4, device: torch.device | None = None
+) -> torch.Tensor:
     """Fixed 2-D sin-cos embedding [H*W, dim]: [sin(r w), cos(r w), sin(c w), cos(c w)] for row r, column c.
 
     On square maps this is exactly the official layout; on non-square maps it keeps the row/column meaning.
+    Computed on `device` (no host-to-device copy inside the forward, which a CUDA graph could not capture).
     """
     quarter = dim // 4
-    omega = 1.0 / temperature ** (torch.arange(quarter, dtype=torch.float32) / quarter)
-    rows = torch.arange(height, dtype=torch.float32).repeat_interleave(width)
-    cols = torch.arange(width, dtype=torch.float32).repeat(height)
+    omega = 1.0 / temperature ** (torch.arange(quarter, dtype=torch.float32, device=device) / quarter)
+    rows = torch.arange(height, dtype=torch.float32, device=device).repeat_interleave(width)
+    cols = torch.arange(width, dtype=torch.float32, device=device).repeat(height)
     out_r = rows[:, None] * omega[None]
     out_c = cols[:, None] * omega[None]
     return torch.cat([out_r.sin(), out_r.cos(), out_c.sin(), out_c.cos()], dim=1)
@@ -192,7 +195,7 @@ class AIFI(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape
         tokens = x.flatten(2).transpose(1, 2)
-        pos = sincos_position_embedding(height, width, channels).to(dtype=x.dtype, device=x.device)
+        pos = sincos_position_embedding(height, width, channels, device=x.device).to(x.dtype)
         query = tokens + pos
         tokens = self.attn_norm(tokens + self.attn(query, query, tokens, need_weights=False)[0])
         tokens = self.ffn_norm(tokens + self.ffn_out(self.act(self.ffn_in(tokens))))

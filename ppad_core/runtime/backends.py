@@ -1,4 +1,5 @@
-"""Inference backends behind the Predictor: PyTorch (eager, fused, channels-last, bf16/fp16) and ONNX Runtime.
+"""Inference backends behind the Predictor: PyTorch (eager, fused, channels-last, bf16/fp16, CUDA graphs) and ONNX
+Runtime.
 
 Every backend takes a uint8 RGB batch [B, 3, H, W] (numpy) and returns float32 numpy arrays `boxes`
 [B, Q, 4] (normalised cx, cy, w, h), `scores` [B, Q, C] and `seg_logits` [B, 2, H, W].
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -49,8 +51,41 @@ class _Float32Head(nn.Module):
             return self.head([f.float() for f in features], targets)
 
 
+class CudaGraphRunner:
+    """Replays one captured forward per input shape. At batch 1 these networks are launch-bound on a GPU (a few
+    thousand small kernels, each one Python call): a replay launches them all at once. The outputs it returns are
+    the graph's own buffers, overwritten by the next call."""
+
+    def __init__(self, forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], warmup: int = 3) -> None:
+        self.forward, self.warmup = forward, warmup
+        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, dict[str, torch.Tensor]]] = {}
+
+    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        key = (tuple(batch.shape), batch.stride(), batch.dtype, batch.device)
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(batch)
+        graph, static_input, static_outputs = self.graphs[key]
+        static_input.copy_(batch)
+        graph.replay()
+        return static_outputs
+
+    def _capture(self, batch: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, dict[str, torch.Tensor]]:
+        static_input = batch.clone()
+        side = torch.cuda.Stream(batch.device)
+        side.wait_stream(torch.cuda.current_stream(batch.device))
+        with torch.cuda.stream(side):  # cuDNN autotuning and lazy initialisation must happen before the capture
+            for _ in range(self.warmup):
+                self.forward(static_input)
+        torch.cuda.current_stream(batch.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_outputs = self.forward(static_input)
+        return graph, static_input, static_outputs
+
+
 class TorchBackend:
-    """PyTorch inference: Conv+BN folded and RepConv merged unless `fuse=False` (the eager baseline)."""
+    """PyTorch inference: Conv+BN folded and RepConv merged unless `fuse=False` (the eager baseline); on CUDA,
+    `cuda_graph=True` captures the forward once per input shape and replays it."""
 
     def __init__(
         self,
@@ -59,8 +94,13 @@ class TorchBackend:
         precision: str = "fp32",
         channels_last: bool = False,
         fuse: bool = True,
+        cuda_graph: bool = False,
     ) -> None:
         self.device = torch.device(device)
+        if cuda_graph and self.device.type != "cuda":
+            raise ValueError(f"cuda_graph needs a CUDA device, not {device!r}")
+        if self.device.type == "cuda":  # the network's input size never changes: autotuned conv kernels pay off
+            torch.backends.cudnn.benchmark = True
         self.autocast_dtype = _autocast_dtype(precision, self.device)
         model = fuse_model(model) if fuse else copy.deepcopy(model).eval()
         model = model.to(self.device)
@@ -70,15 +110,24 @@ class TorchBackend:
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
+        self.run_network = CudaGraphRunner(self._network) if cuda_graph else self._network
         options = [("fused" if fuse else "eager"), precision] + (["channels-last"] if channels_last else [])
+        options += ["cuda-graph"] if cuda_graph else []
         self.description = f"torch {' '.join(options)} on {self.device}"
+
+    def _network(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        # No autocast cast cache: a captured graph must not hold casts that the cache frees when the region ends.
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None, cache_enabled=False
+        ):
+            outputs = self.model(batch)
+        return {name: outputs[name] for name in OUTPUT_NAMES}
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         batch = torch.from_numpy(images).to(self.device, non_blocking=True).float().div_(255.0)
         batch = batch.contiguous(memory_format=self.memory_format)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            outputs = self.model(batch)
+        outputs = self.run_network(batch)
         return {name: outputs[name].float().cpu().numpy() for name in OUTPUT_NAMES}
 
 

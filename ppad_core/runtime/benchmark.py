@@ -38,6 +38,7 @@ class Variant:
     precision: str = "fp32"
     fuse: bool = True
     channels_last: bool = False
+    cuda_graph: bool = False
 
 
 def default_variants(device: str, int8: bool = False) -> list[Variant]:
@@ -48,7 +49,11 @@ def default_variants(device: str, int8: bool = False) -> list[Variant]:
         Variant("torch fused fp32 channels-last", "torch", channels_last=True),
     ]
     if device.startswith("cuda"):
-        variants.append(Variant("torch fused fp16 channels-last", "torch", "fp16", channels_last=True))
+        variants += [
+            Variant("torch fused fp16 channels-last", "torch", "fp16", channels_last=True),
+            Variant("torch fused fp32 channels-last cuda-graph", "torch", channels_last=True, cuda_graph=True),
+            Variant("torch fused fp16 channels-last cuda-graph", "torch", "fp16", channels_last=True, cuda_graph=True),
+        ]
     elif cpu_supports_bf16():
         variants.append(Variant("torch fused bf16 channels-last", "torch", "bf16", channels_last=True))
     variants.append(Variant("onnxruntime fp32", "onnxruntime"))
@@ -113,7 +118,9 @@ def peak_memory_mb(device: str) -> float:
 
 def build_predictor(model: RMTPPAD, variant: Variant, device: str, workdir: Path) -> Predictor:
     if variant.backend == "torch":
-        return Predictor.from_model(model, device, variant.precision, variant.channels_last, variant.fuse)
+        return Predictor.from_model(
+            model, device, variant.precision, variant.channels_last, variant.fuse, variant.cuda_graph
+        )
     onnx_path = workdir / "model.onnx"
     if not onnx_path.is_file():
         export_onnx(model, onnx_path)
@@ -132,10 +139,14 @@ def _percentile(values: list[float], q: float) -> float:
 def measure(
     predictor: Predictor, frame: np.ndarray, device: str, warmup: int, runs: int, batch_sizes: list[int]
 ) -> dict:
-    """Stage latencies at batch 1 and throughput at each batch size, after warm-up."""
-    reset_peak_memory(device)
+    """Stage latencies at batch 1 and throughput at each batch size, after warm-up. Peak memory is counted from
+    the end of the warm-up (every batch size included), where cuDNN tries algorithms with workspaces the steady
+    state never needs."""
     for _ in range(warmup):
         predictor.predict([frame])
+    for batch in batch_sizes:
+        predictor.predict([frame] * batch)
+    reset_peak_memory(device)
     stages: dict[str, list[float]] = {"preprocess": [], "inference": [], "postprocess": [], "total": []}
     for _ in range(runs):
         _, times = predictor.predict([frame])
@@ -147,7 +158,6 @@ def measure(
             result["throughput_b1_fps"] = 1000.0 / result["total_ms"]["median"]
             continue
         frames = [frame] * batch
-        predictor.predict(frames)
         timings = [predictor.predict(frames)[1].total_ms for _ in range(max(2, runs // 4))]
         result[f"throughput_b{batch}_fps"] = batch * 1000.0 / statistics.median(timings)
     result["peak_memory_mb"] = peak_memory_mb(device)

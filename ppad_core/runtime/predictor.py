@@ -66,9 +66,11 @@ class Predictor:
         precision: str = "fp32",
         channels_last: bool = False,
         fuse: bool = True,
+        cuda_graph: bool = False,
         **kwargs,
     ) -> Predictor:
-        return cls(TorchBackend(model, device, precision, channels_last, fuse), model.config, **kwargs)
+        backend = TorchBackend(model, device, precision, channels_last, fuse, cuda_graph)
+        return cls(backend, model.config, **kwargs)
 
     @classmethod
     def from_checkpoint(
@@ -79,11 +81,15 @@ class Predictor:
         precision: str = "fp32",
         channels_last: bool = False,
         fuse: bool = True,
+        cuda_graph: bool = False,
         **kwargs,
     ) -> Predictor:
         """`backend` is torch or onnxruntime; an ONNX file is exported next to a checkpoint on first use."""
         if backend == "torch":
-            return cls.from_model(load_checkpoint(path)[0], device, precision, channels_last, fuse, **kwargs)
+            model = load_checkpoint(path)[0]
+            return cls.from_model(model, device, precision, channels_last, fuse, cuda_graph, **kwargs)
+        if cuda_graph:
+            raise ValueError("cuda_graph is an option of the torch backend")
         if backend == "onnxruntime":
             onnx_path, config = resolve_onnx(path, precision)
             return cls(OnnxRuntimeBackend(onnx_path, device), config, **kwargs)
