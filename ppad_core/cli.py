@@ -418,13 +418,12 @@ def _prune_config(args: argparse.Namespace):
 
 
 def _compare_and_print(args: argparse.Namespace, teacher: str, student: Path, title: str) -> dict:
-    from ppad_core.compress.pipeline import METRIC_LABELS, compare
+    from ppad_core.compress.pipeline import METRIC_LABELS, METRICS, compare
 
     rows = compare(teacher, student, args.eval_data or args.data, args.val_split, progress=not args.no_progress)
     table = Table(title=title)
-    for column in ("", "parameters", "GMAC", "CPU ms (NHWC)", *METRIC_LABELS):
+    for column in ("", "parameters", "GMAC", "CPU ms torch NHWC", "CPU ms ORT", *METRIC_LABELS):
         table.add_column(column, justify="left" if not column else "right")
-    keys = ("parameters", "macs", "latency_ms", "recall", "map50", "drivable_miou", "lane_iou", "lane_acc")
     for name in ("teacher", "student"):
         row = rows[name]
         table.add_row(
@@ -432,15 +431,14 @@ def _compare_and_print(args: argparse.Namespace, teacher: str, student: Path, ti
             f"{row['parameters']:,}",
             f"{row['macs'] / 1e9:.2f}",
             f"{row['latency_ms']:.1f}",
-            *(f"{100 * row[k]:.2f}" for k in keys[3:]),
+            f"{row['latency_onnxruntime_ms']:.1f}",
+            *(f"{100 * row[k]:.2f}" for k in METRICS),
         )
     ratio, delta = rows["ratio"], rows["delta"]
     table.add_row(
         "student / delta",
-        f"{ratio['parameters']:.3f}x",
-        f"{ratio['macs']:.3f}x",
-        f"{ratio['latency_ms']:.3f}x",
-        *(f"{100 * delta[k]:+.2f}" for k in keys[3:]),
+        *(f"{ratio[k]:.3f}x" for k in ("parameters", "macs", "latency_ms", "latency_onnxruntime_ms")),
+        *(f"{100 * delta[k]:+.2f}" for k in METRICS),
     )
     Console(stderr=args.json, width=max(Console().width, 140)).print(table)
     return rows

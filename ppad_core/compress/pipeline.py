@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,11 @@ from ppad_core.compress.pruning import PruneConfig, prune_model
 from ppad_core.data.dataset import DrivingDataset, collate
 from ppad_core.evaluate.evaluator import evaluate
 from ppad_core.model.checkpoint import load_checkpoint, save_checkpoint
-from ppad_core.model.complexity import count_macs, count_parameters, forward_times_ms
+from ppad_core.model.complexity import count_macs, count_parameters
 from ppad_core.model.fusion import fuse_model
 from ppad_core.model.rmt_ppad import RMTPPAD
+from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from ppad_core.runtime.export import export_onnx
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.train.config import load_train_config
 from ppad_core.train.trainer import METRIC_COLUMNS, Trainer
@@ -83,16 +87,9 @@ def run_distill(
     return Path(run_dir) / "best"
 
 
-def score(
-    model: RMTPPAD,
-    data_root: str | Path,
-    split: str = "val2017",
-    progress: bool = True,
-    fused: torch.nn.Module | None = None,
-) -> dict[str, float]:
-    """Inference parameters and MACs (of `fused`, its fused form when the caller already has it) and the
-    five metrics of one model on a labelled split."""
-    fused = fused if fused is not None else fuse_model(model)
+def score(model: RMTPPAD, data_root: str | Path, split: str = "val2017", progress: bool = True) -> dict[str, float]:
+    """Inference parameters and MACs (of the fused model) and the five metrics of one model on a labelled split."""
+    fused = fuse_model(model)
     dataset = DrivingDataset(data_root, split, model.config.input_size, model.config.num_classes)
     metrics = evaluate(Predictor.from_model(model), dataset, progress=progress)
     return {
@@ -100,6 +97,9 @@ def score(
         "macs": count_macs(fused, model.config.input_size),
         **{k: metrics[k] for k in METRICS},
     }
+
+
+LATENCY_BACKENDS = ("torch", "onnxruntime")
 
 
 def compare(
@@ -110,26 +110,62 @@ def compare(
     latency_runs: int = 60,
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Parameters, MACs, CPU latency (measured alternately in this run) and the five metrics of both.
+    """Parameters, MACs, CPU latency on each backend (measured alternately in this run) and the five metrics.
 
-    Latency is timed as the node profiles run the models: fused, channels-last, fp32; the latency ratio is
-    the median over rounds of student/teacher measured back to back.
+    Latency is one batch-1 call of the backend the node runs: fused channels-last fp32 PyTorch (`latency_ms`)
+    and fp32 ONNX Runtime (`latency_onnxruntime_ms`); each ratio is the median over rounds of student/teacher
+    measured back to back.
     """
     models = {"teacher": load_checkpoint(teacher)[0], "student": load_checkpoint(student)[0]}
-    fused = {name: fuse_model(model).to(memory_format=torch.channels_last) for name, model in models.items()}
-    rows = {name: score(model, data_root, split, progress, fused[name]) for name, model in models.items()}
-    latencies: dict[str, list[float]] = {name: [] for name in models}
-    rounds = 12
-    for _ in range(rounds):  # interleaved, so drifting machine load hits both alike
-        for name, model in models.items():
-            runs = max(1, latency_runs // rounds)
-            times = forward_times_ms(fused[name], model.config.input_size, runs, channels_last=True)
-            latencies[name].append(statistics.median(times))
-    for name in models:
-        rows[name]["latency_ms"] = float(np.median(latencies[name]))
+    rows = {name: score(model, data_root, split, progress) for name, model in models.items()}
+    with tempfile.TemporaryDirectory(prefix="ppad-compare-") as workdir:
+        backends = {name: _cpu_backends(model, Path(workdir) / f"{name}.onnx") for name, model in models.items()}
+        latencies = _alternating_latencies(
+            backends, {name: m.config.input_size for name, m in models.items()}, latency_runs
+        )
     rows["delta"] = {k: rows["student"][k] - rows["teacher"][k] for k in rows["teacher"]}
     rows["ratio"] = {k: rows["student"][k] / rows["teacher"][k] for k in ("parameters", "macs")}
-    # the median of back-to-back pairs: a load spike during one round moves one pair, not the verdict
-    per_round = [s / t for s, t in zip(latencies["student"], latencies["teacher"])]
-    rows["ratio"]["latency_ms"] = float(np.median(per_round))
+    for backend in LATENCY_BACKENDS:
+        key = _latency_key(backend)
+        per_model = {name: latencies[name][backend] for name in models}
+        for name, rounds in per_model.items():
+            rows[name][key] = float(np.median(rounds))
+        rows["delta"][key] = rows["student"][key] - rows["teacher"][key]
+        # the median of back-to-back pairs: a load spike during one round moves one pair, not the verdict
+        rows["ratio"][key] = float(np.median([s / t for s, t in zip(per_model["student"], per_model["teacher"])]))
     return rows
+
+
+def _latency_key(backend: str) -> str:
+    return "latency_ms" if backend == "torch" else f"latency_{backend}_ms"
+
+
+def _cpu_backends(model: RMTPPAD, onnx_path: Path) -> dict[str, Backend]:
+    return {
+        "torch": TorchBackend(model, channels_last=True),
+        "onnxruntime": OnnxRuntimeBackend(export_onnx(model, onnx_path)),
+    }
+
+
+def _alternating_latencies(
+    backends: dict[str, dict[str, Backend]], input_sizes: dict[str, tuple[int, int]], runs: int, rounds: int = 12
+) -> dict[str, dict[str, list[float]]]:
+    """Per model and backend, the median call time of each round; rounds interleave models and backends, so
+    drifting machine load hits both models alike."""
+    images = {
+        name: np.random.default_rng(0).integers(0, 256, (1, 3, *size), np.uint8) for name, size in input_sizes.items()
+    }
+    latencies = {name: {backend: [] for backend in per_model} for name, per_model in backends.items()}
+    for name, per_model in backends.items():
+        for backend in per_model.values():
+            backend(images[name])  # warm-up: lazy initialisation and allocator growth
+    for _ in range(rounds):
+        for name, per_model in backends.items():
+            for backend_name, backend in per_model.items():
+                times = []
+                for _ in range(max(1, runs // rounds)):
+                    start = time.perf_counter()
+                    backend(images[name])
+                    times.append((time.perf_counter() - start) * 1000)
+                latencies[name][backend_name].append(statistics.median(times))
+    return latencies
