@@ -18,7 +18,6 @@ from ppad_core.data.dataset import DrivingDataset, collate
 from ppad_core.evaluate.evaluator import evaluate
 from ppad_core.model.checkpoint import load_checkpoint, save_checkpoint
 from ppad_core.model.complexity import count_macs, count_parameters
-from ppad_core.model.fusion import fuse_model
 from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from ppad_core.runtime.export import export_onnx
@@ -89,9 +88,10 @@ def run_distill(
 
 def score(model: RMTPPAD, data_root: str | Path, split: str = "val2017", progress: bool = True) -> dict[str, float]:
     """Inference parameters and MACs (of the fused model) and the five metrics of one model on a labelled split."""
-    fused = fuse_model(model)
+    predictor = Predictor.from_model(model)
+    fused = predictor.backend.model  # the fused network the evaluation runs
     dataset = DrivingDataset(data_root, split, model.config.input_size, model.config.num_classes)
-    metrics = evaluate(Predictor.from_model(model), dataset, progress=progress)
+    metrics = evaluate(predictor, dataset, progress=progress)
     return {
         "parameters": count_parameters(fused, trainable_only=False),
         "macs": count_macs(fused, model.config.input_size),
