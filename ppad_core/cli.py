@@ -413,6 +413,7 @@ def _prune_config(args: argparse.Namespace):
         steps=args.steps,
         calibration_batches=args.calib_batches,
         round_to=args.round_to,
+        module_ratios=dict(args.module_ratio),
         importance=importance,
     )
 
@@ -536,6 +537,16 @@ def _pruned_for_resume(out: Path) -> tuple[Path, dict]:
     return out / "pruned", report
 
 
+def _module_ratio(text: str) -> tuple[str, float]:
+    name, sep, ratio = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, float(ratio)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MODULE=RATIO (e.g. head.segmenter=0.5), got {text!r}") from None
+
+
 def _add_prune_options(parser: argparse.ArgumentParser) -> None:
     from ppad_core.compress.pruning import SCOPES, PruneConfig
 
@@ -563,6 +574,15 @@ def _add_prune_options(parser: argparse.ArgumentParser) -> None:
         default=defaults.round_to,
         help="kept widths rounded up to multiples of this (default %(default)s, halved until the target fits; "
         "2 suits models whose narrowest groups have 8 channels)",
+    )
+    group.add_argument(
+        "--module-ratio",
+        type=_module_ratio,
+        action="append",
+        default=[],
+        metavar="MODULE=RATIO",
+        help="fixed channel ratio for the groups inside MODULE (e.g. head.segmenter=0.5), outside the ratio search; "
+        "for layers that cost latency rather than parameters; repeatable",
     )
     group.add_argument(
         "--calib-batches",

@@ -4,6 +4,7 @@ pruned layouts in checkpoints, feature distillation and the CLI."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -267,6 +268,45 @@ def test_head_scope_prunes_the_seg_decoder_and_reloads(tiny_model, tmp_path):
     with torch.no_grad():
         a, b = wide(x), reloaded(x)
     assert all(torch.equal(a[k], b[k]) for k in a) and a["seg_logits"].shape == (1, 2, *x.shape[-2:])
+
+
+def test_module_ratio_fixes_one_part_while_the_search_still_meets_the_target(tiny_model):
+    magnitude = ImportanceConfig("magnitude")
+    base = PruneConfig(scope="backbone+encoder+head", steps=2, target_reduction=0.34, round_to=2, importance=magnitude)
+    searched, searched_report = prune_model(tiny_model, base)
+    fixed, report = prune_model(tiny_model, dataclasses.replace(base, module_ratios={"head.segmenter": 0.5}))
+    channels = tiny_model.config.head.seg_channels  # 8: half kept, a multiple of round_to
+    seg = fixed.head.segmenter
+    assert {seg.upsample.out_channels, seg.refine[0].out_channels, *(p.out_channels for p in seg.proj)} == {4}
+    assert searched.head.segmenter.upsample.out_channels > 4 == channels // 2
+    # the seg decoder's few parameters barely move the searched ratio: the rest keeps its searched widths
+    assert report["channel_ratio"] == pytest.approx(searched_report["channel_ratio"], abs=0.02)
+    assert abs(report["reduction"] - 0.34) <= 0.01
+    x = torch.rand(1, 3, *tiny_model.config.input_size)
+    with torch.no_grad():
+        assert fixed(x)["seg_logits"].shape == (1, 2, *x.shape[-2:])
+    for bad, message in (
+        ({"head.nowhere": 0.5}, "does not have: head.nowhere"),
+        ({"head.segmenter": 0.9}, "must be in"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            prune_model(tiny_model, dataclasses.replace(base, module_ratios=bad))
+    with pytest.raises(ValueError, match="outside the 'backbone\\+encoder' scope: head.segmenter"):
+        prune_model(tiny_model, PruneConfig(importance=magnitude, module_ratios={"head.segmenter": 0.5}))
+
+
+def test_module_ratio_option_parses_name_and_ratio_and_refuses_malformed_text(capsys):
+    from ppad_core.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["prune", "teacher", "--out", "o", "--module-ratio", "head.segmenter=0.5", "--module-ratio", "encoder=.25"]
+    )
+    assert args.module_ratio == [("head.segmenter", 0.5), ("encoder", 0.25)]
+    for malformed in ("head.segmenter", "=0.5", "head.segmenter=half"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["prune", "teacher", "--out", "o", "--module-ratio", malformed])
+        assert "expected MODULE=RATIO" in capsys.readouterr().err
 
 
 def test_seg_decoder_channel_group_prunes_like_slicing_its_weights(tiny_model):

@@ -36,6 +36,9 @@ class PruneConfig:
     calibration_batches: int = 16
     round_to: int = 8  # kept widths rounded up to multiples of this (SIMD-friendly); halved until the target fits
     max_layer_ratio: float = 0.8  # no layer loses more than this fraction of its channels
+    # module name -> fixed channel ratio for the groups rooted inside it, outside the search: narrows the
+    # layers that cost time rather than parameters (the demo's full-resolution seg decoder)
+    module_ratios: dict[str, float] = field(default_factory=dict)
     importance: ImportanceConfig = field(default_factory=ImportanceConfig)
 
     def validate(self) -> None:
@@ -45,6 +48,9 @@ class PruneConfig:
             raise ValueError(f"scope {self.scope!r} is not one of {SCOPES}")
         if self.steps < 1 or self.calibration_batches < 1 or self.round_to < 1:
             raise ValueError("steps, calibration_batches and round_to must be >= 1")
+        for name, ratio in self.module_ratios.items():
+            if not 0.0 <= ratio <= self.max_layer_ratio:
+                raise ValueError(f"module ratio of {name!r} must be in [0, {self.max_layer_ratio}], got {ratio}")
         self.importance.validate()
 
 
@@ -63,6 +69,20 @@ def ignored_layers(model: RMTPPAD, scope: str) -> list[nn.Module]:
     gates = [m for m in head.modules() if isinstance(m, TaskGate)]
     # scale_logits only weighs whole scales; as an unwrapped parameter the graph would try to prune it
     return ignored + gates + [segmenter.refine[-1], segmenter.scale_logits]
+
+
+def module_ratio_dict(model: RMTPPAD, cfg: PruneConfig) -> dict[nn.Module, float]:
+    """`cfg.module_ratios` keyed by module, as Torch-Pruning takes them (a module stands for all its submodules)."""
+    modules = dict(model.named_modules())
+    unknown = sorted(set(cfg.module_ratios) - set(modules))
+    if unknown:
+        raise ValueError(f"module ratios name modules this model does not have: {', '.join(unknown)}")
+    ignored = [layer for layer in ignored_layers(model, cfg.scope) if isinstance(layer, nn.Module)]
+    frozen = {id(m) for layer in ignored for m in layer.modules()}
+    outside = sorted(name for name in cfg.module_ratios if id(modules[name]) in frozen)
+    if outside:
+        raise ValueError(f"module ratios name modules outside the {cfg.scope!r} scope: {', '.join(outside)}")
+    return {modules[name]: ratio for name, ratio in cfg.module_ratios.items()}
 
 
 def _output_tensors(outputs: dict) -> list[torch.Tensor]:
@@ -96,6 +116,7 @@ def build_pruner(
             example,
             importance=importance,
             pruning_ratio=ratio,
+            pruning_ratio_dict=module_ratio_dict(model, cfg),
             iterative_steps=steps,
             ignored_layers=ignored_layers(model, cfg.scope),
             round_to=cfg.round_to if cfg.round_to > 1 else None,
