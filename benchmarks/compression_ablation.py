@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markdown import Markdown
 
+from ppad_core.cli import module_ratio_argument
 from ppad_core.compress.ablation import ARMS, AblationSettings, markdown_table, run_ablation
 from ppad_core.compress.pruning import SCOPES, PruneConfig
 
@@ -38,6 +39,14 @@ def main() -> int:
         "--round-to", type=int, default=budget.round_to, help="kept widths rounded up to multiples of this"
     )
     parser.add_argument(
+        "--module-ratio",
+        type=module_ratio_argument,
+        action="append",
+        default=[],
+        metavar="MODULE=RATIO",
+        help="fixed channel ratio inside MODULE (see ppad prune); repeatable",
+    )
+    parser.add_argument(
         "--calib-batches", type=int, default=budget.calibration_batches, help="calibration batches per step"
     )
     parser.add_argument("--arms", nargs="+", choices=[arm.slug for arm in ARMS], help="a subset of the arms")
@@ -56,6 +65,7 @@ def main() -> int:
             steps=args.steps,
             calibration_batches=args.calib_batches,
             round_to=args.round_to,
+            module_ratios=dict(args.module_ratio),
         ),
         progress=not args.no_progress,
     )

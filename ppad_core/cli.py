@@ -537,7 +537,8 @@ def _pruned_for_resume(out: Path) -> tuple[Path, dict]:
     return out / "pruned", report
 
 
-def _module_ratio(text: str) -> tuple[str, float]:
+def module_ratio_argument(text: str) -> tuple[str, float]:
+    """argparse type of --module-ratio: MODULE=RATIO -> (module, ratio)."""
     name, sep, ratio = text.partition("=")
     try:
         if not sep or not name:
@@ -577,7 +578,7 @@ def _add_prune_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--module-ratio",
-        type=_module_ratio,
+        type=module_ratio_argument,
         action="append",
         default=[],
         metavar="MODULE=RATIO",
