@@ -274,7 +274,8 @@ def test_module_ratio_fixes_one_part_while_the_search_still_meets_the_target(tin
     magnitude = ImportanceConfig("magnitude")
     base = PruneConfig(scope="backbone+encoder+head", steps=2, target_reduction=0.34, round_to=2, importance=magnitude)
     searched, searched_report = prune_model(tiny_model, base)
-    fixed, report = prune_model(tiny_model, dataclasses.replace(base, module_ratios={"head.segmenter": 0.5}))
+    fixed_seg = {"head.segmenter": 0.5}
+    fixed, report = prune_model(tiny_model, dataclasses.replace(base, module_ratios=fixed_seg))
     channels = tiny_model.config.head.seg_channels  # 8: half kept, a multiple of round_to
     seg = fixed.head.segmenter
     assert {seg.upsample.out_channels, seg.refine[0].out_channels, *(p.out_channels for p in seg.proj)} == {4}
@@ -285,6 +286,8 @@ def test_module_ratio_fixes_one_part_while_the_search_still_meets_the_target(tin
     x = torch.rand(1, 3, *tiny_model.config.input_size)
     with torch.no_grad():
         assert fixed(x)["seg_logits"].shape == (1, 2, *x.shape[-2:])
+    only_seg, _ = prune_model(tiny_model, dataclasses.replace(base, target_reduction=0.0, module_ratios=fixed_seg))
+    assert only_seg.config.pruned and all(name.startswith("head.segmenter") for name in only_seg.config.pruned)
     for bad, message in (
         ({"head.nowhere": 0.5}, "does not have: head.nowhere"),
         ({"head.segmenter": 0.9}, "must be in"),

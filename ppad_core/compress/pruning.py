@@ -193,7 +193,7 @@ def prune_model(
     before = count_parameters(student, trainable_only=False)
     ratio, expected, round_to = search_ratio_and_rounding(student, cfg)
     cfg = dataclasses.replace(cfg, round_to=round_to)
-    if ratio > 0:
+    if ratio > 0 or cfg.module_ratios:
         if cfg.importance.criterion == "magnitude":
             importance = tp.importance.GroupMagnitudeImportance(p=1)
         else:
