@@ -71,14 +71,14 @@ def ignored_layers(model: RMTPPAD, scope: str) -> list[nn.Module]:
     return ignored + gates + [segmenter.refine[-1], segmenter.scale_logits]
 
 
-def module_ratio_dict(model: RMTPPAD, cfg: PruneConfig) -> dict[nn.Module, float]:
-    """`cfg.module_ratios` keyed by module, as Torch-Pruning takes them (a module stands for all its submodules)."""
+def module_ratio_dict(model: RMTPPAD, cfg: PruneConfig, ignored: list) -> dict[nn.Module, float]:
+    """`cfg.module_ratios` keyed by module, as Torch-Pruning takes them (a module stands for all its submodules);
+    `ignored` is the pruner's ignored_layers, inside which a ratio would have no effect."""
     modules = dict(model.named_modules())
     unknown = sorted(set(cfg.module_ratios) - set(modules))
     if unknown:
         raise ValueError(f"module ratios name modules this model does not have: {', '.join(unknown)}")
-    ignored = [layer for layer in ignored_layers(model, cfg.scope) if isinstance(layer, nn.Module)]
-    frozen = {id(m) for layer in ignored for m in layer.modules()}
+    frozen = {id(m) for layer in ignored if isinstance(layer, nn.Module) for m in layer.modules()}
     outside = sorted(name for name in cfg.module_ratios if id(modules[name]) in frozen)
     if outside:
         raise ValueError(f"module ratios name modules outside the {cfg.scope!r} scope: {', '.join(outside)}")
@@ -109,6 +109,7 @@ def build_pruner(
 ) -> tp.pruner.BasePruner:
     height, width = model.config.input_size
     example = torch.rand(1, 3, height, width, device=next(model.parameters()).device)
+    ignored = ignored_layers(model, cfg.scope)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
         return RoundKeptUpPruner(
@@ -116,9 +117,9 @@ def build_pruner(
             example,
             importance=importance,
             pruning_ratio=ratio,
-            pruning_ratio_dict=module_ratio_dict(model, cfg),
+            pruning_ratio_dict=module_ratio_dict(model, cfg, ignored),
             iterative_steps=steps,
-            ignored_layers=ignored_layers(model, cfg.scope),
+            ignored_layers=ignored,
             round_to=cfg.round_to if cfg.round_to > 1 else None,
             max_pruning_ratio=cfg.max_layer_ratio,
             output_transform=_output_tensors,
