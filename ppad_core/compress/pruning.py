@@ -54,7 +54,7 @@ class PruneConfig:
         self.importance.validate()
 
 
-def ignored_layers(model: RMTPPAD, scope: str) -> list[nn.Module]:
+def ignored_layers(model: RMTPPAD, scope: str) -> list[nn.Module | nn.Parameter]:
     """Modules whose outputs keep their width: the detection decoder (queries, heads, denoising) and the
     AIFI attention (native multi-head attention) always; the head's input projections, GCA and
     segmentation decoder unless the scope includes the head. With the head, the segmentation decoder's
@@ -71,7 +71,9 @@ def ignored_layers(model: RMTPPAD, scope: str) -> list[nn.Module]:
     return ignored + gates + [segmenter.refine[-1], segmenter.scale_logits]
 
 
-def module_ratio_dict(model: RMTPPAD, cfg: PruneConfig, ignored: list) -> dict[nn.Module, float]:
+def module_ratio_dict(
+    model: RMTPPAD, cfg: PruneConfig, ignored: list[nn.Module | nn.Parameter]
+) -> dict[nn.Module, float]:
     """`cfg.module_ratios` keyed by module, as Torch-Pruning takes them (a module stands for all its submodules);
     `ignored` is the pruner's ignored_layers, inside which a ratio would have no effect."""
     modules = dict(model.named_modules())
