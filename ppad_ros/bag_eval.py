@@ -84,8 +84,9 @@ def reference_targets(reference: Predictor, image: np.ndarray, input_size: tuple
     return Targets(prediction.class_ids.astype(np.int64), boxes.astype(np.float32), masks)
 
 
-def _batch(targets: Targets) -> dict:
+def _batch(targets: Targets, image_size: tuple[int, int]) -> dict:
     return {
+        "original_sizes": [image_size],
         "targets": [{"labels": torch.from_numpy(targets.labels), "boxes": torch.from_numpy(targets.boxes)}],
         "masks": torch.from_numpy(targets.masks)[None],
     }
@@ -128,7 +129,7 @@ def run_offline(predictor: Predictor, frames, labels: LabelSource | None) -> Rep
         }
         if labels is not None:
             targets = labels(frame, image)
-            probs = add_batch(replay.accumulator, outputs, _batch(targets))[0]
+            probs = add_batch(replay.accumulator, outputs, _batch(targets, image.shape[:2]))[0]
             record.update(
                 frame_scores(probs, targets, predictor.config.seg_thresholds), ground_truth=len(targets.labels)
             )

@@ -84,6 +84,7 @@ def score_published(accumulator: MetricAccumulator, prediction: Prediction, targ
         torch.from_numpy(prediction.class_ids),
         cxcywh_to_xyxy(torch.from_numpy(targets.boxes)),
         torch.from_numpy(targets.labels),
+        image_size=(height, width),
     )
     input_h, input_w = config.input_size
     probs = np.stack(

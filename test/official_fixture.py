@@ -8,10 +8,12 @@ official state dict: every dotted prefix becomes a module holding its tensors.
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 from collections import OrderedDict
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,6 +42,47 @@ _CLASS_PATHS = {
 }
 
 
+OFFICIAL_KEYS = Path(__file__).parent / "data" / "official_checkpoint_keys.tsv"
+
+
+def read_key_list(path: Path = OFFICIAL_KEYS) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
+    """(key, shape, dtype) of every tensor of the official paper model, in module order.
+
+    The file is the copy of shared/design/official_checkpoint_keys.tsv, taken from the model the official
+    code builds for the paper config."""
+    rows = []
+    for line in path.read_text().splitlines():
+        key, shape, dtype = line.split("\t")
+        rows.append((key, tuple(json.loads(shape)), getattr(torch, dtype)))
+    return rows
+
+
+def random_official_state(rows, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state dict with exactly the keys, shapes and dtypes of `rows`, filled so that a forward stays finite:
+    weights ~ N(0, 1/fan_in), norm scales near 1, small biases, BatchNorm variances in [0.5, 1.5]."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(shape, low, high):
+        return low + (high - low) * torch.rand(shape, generator=generator)
+
+    state = {}
+    for key, shape, dtype in rows:
+        name = key.rsplit(".", 1)[1]
+        if not dtype.is_floating_point:
+            state[key] = torch.zeros(shape, dtype=dtype)
+        elif name == "running_var":
+            state[key] = uniform(shape, 0.5, 1.5)
+        elif name in ("running_mean", "bias") or name.endswith("_bias"):
+            state[key] = 0.05 * torch.randn(shape, generator=generator)
+        elif len(shape) == 1:  # BatchNorm / LayerNorm scales
+            state[key] = uniform(shape, 0.8, 1.2)
+        else:
+            fan_in = max(1, int(torch.tensor(shape[1:]).prod()) if len(shape) > 1 else shape[0])
+            state[key] = torch.randn(shape, generator=generator) / fan_in**0.5
+        state[key] = state[key].to(dtype)
+    return state
+
+
 @contextmanager
 def fake_ultralytics():
     """Register stand-in `ultralytics` modules/classes for the duration of a torch.save."""
@@ -62,29 +105,79 @@ def fake_ultralytics():
             sys.modules.pop(mod_name, None)
 
 
-def _container_class(path: str, children: list[str], classes: dict) -> type:
-    last = path.split(".")[-1]
+_HEAD_CHILDREN = {
+    "decoder": "DeformableTransformerDecoder",
+    "cross_attn": "MSDeformAttn",
+    "query_pos_head": "MLP",
+    "enc_bbox_head": "MLP",
+    "seg_head": "TransformerSegmentationDecoder",
+}
+_LIST_CLASSES = {  # lists whose items are official classes
+    "dec_bbox_head": "MLP",
+    "layers": "DeformableTransformerDecoderLayer",
+    "task_adapter_det": "TaskAdapterLite",
+    "task_adapter_seg": "TaskAdapterLite",
+    "gate_det": "LiteDynamicGate",
+    "gate_seg": "LiteDynamicGate",
+}
+_MODULE_LISTS = {"m", "input_proj", "dec_score_head", *_LIST_CLASSES}
+
+
+@dataclass
+class _Tree:
+    """The module tree implied by dotted state-dict keys: tensors and child names per module path."""
+
+    tensors: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> _Tree:
+        tree = cls()
+        for key, tensor in state.items():
+            parent, name = key.rsplit(".", 1)
+            tree.tensors.setdefault(parent, {})[name] = tensor
+            parts = parent.split(".")
+            for i in range(1, len(parts)):
+                kids = tree.children.setdefault(".".join(parts[:i]), [])
+                if parts[i] not in kids:
+                    kids.append(parts[i])
+        return tree
+
+
+def _layer_class(path: str, tree: _Tree, classes: dict) -> type:
+    """The official class of a top-level layer `model.N`, recognised by its children."""
+    kids = set(tree.children.get(path, []))
+    if "stem1" in kids:
+        return classes["HGStem"]
+    if {"m", "sc", "ec"} <= kids:
+        return classes["HGBlock"]
+    if {"cv1", "cv2", "m"} <= kids:
+        return classes["RepC3"]
+    if "ma" in kids:
+        return classes["AIFI"]
+    if "seg_head" in kids:
+        return classes["MTDETRDecoder"]
+    depthwise = tree.tensors[f"{path}.conv"]["weight"].shape[1] == 1
+    return classes["DWConv"] if depthwise else classes["Conv"]
+
+
+def _container_class(path: str, tree: _Tree, classes: dict) -> type:
+    parts = path.split(".")
+    children = tree.children.get(path, [])
+    last, parent = parts[-1], parts[-2]
+    if len(parts) == 2:  # model.N: a layer of the official YAML
+        return _layer_class(path, tree, classes)
+    if set(children) == {"conv1", "conv2"}:  # m.N of a RepC3 (RepConv) or of an HGBlock (LightConv)
+        in_rep_c3 = "cv1" in tree.children.get(".".join(parts[:2]), [])
+        return classes["RepConv"] if in_rep_c3 else classes["LightConv"]
     if set(children) >= {"conv", "bn"}:
         return classes["Conv"]
-    if last.isdigit() and path.count(".") == 2:  # model.model.N: a layer of the YAML
-        return (
-            classes["MTDETRDecoder"]
-            if "seg_head" in children
-            else classes["HGBlock"]
-            if "m" in children
-            else classes["Conv"]
-        )
-    table = {
-        "seg_head": "TransformerSegmentationDecoder",
-        "cross_attn": "MSDeformAttn",
-        "decoder": "DeformableTransformerDecoder",
-        "query_pos_head": "MLP",
-        "enc_bbox_head": "MLP",
-    }
-    if last in table:
-        return classes[table[last]]
+    if last in _HEAD_CHILDREN:
+        return classes[_HEAD_CHILDREN[last]]
+    if last.isdigit() and parent in _LIST_CLASSES:
+        return classes[_LIST_CLASSES[parent]]
     if all(c.isdigit() for c in children):
-        return nn.ModuleList
+        return nn.ModuleList if last in _MODULE_LISTS else nn.Sequential
     return nn.Module
 
 
@@ -94,7 +187,7 @@ def _leaf(path: str, tensors: dict[str, torch.Tensor]) -> nn.Module:
         cls = nn.BatchNorm2d
     elif "in_proj_weight" in tensors:
         cls = nn.MultiheadAttention
-    elif last == "upsample":
+    elif last == "deconv_upsample":
         cls = nn.ConvTranspose2d
     elif last == "denoising_class_embed":
         cls = nn.Embedding
@@ -110,25 +203,19 @@ def _leaf(path: str, tensors: dict[str, torch.Tensor]) -> nn.Module:
 
 
 def build_record_tree(state: dict[str, torch.Tensor], classes: dict) -> nn.Module:
-    """Nested modules following the dotted keys of `state` (keys start with 'model.')."""
-    tensors_at: dict[str, dict[str, torch.Tensor]] = {}
-    children_at: dict[str, list[str]] = {}
-    for key, tensor in state.items():
-        parent, name = key.rsplit(".", 1)
-        tensors_at.setdefault(parent, {})[name] = tensor
-        parts = parent.split(".")
-        for i in range(1, len(parts)):
-            kids = children_at.setdefault(".".join(parts[:i]), [])
-            if parts[i] not in kids:
-                kids.append(parts[i])
+    """Nested modules following the dotted keys of `state` (keys start with 'model.'), each of the official
+    class its place in the tree implies."""
+    tree = _Tree.from_state(state)
 
     def make(path: str) -> nn.Module:
-        kids = children_at.get(path, [])
-        own = tensors_at.get(path, {})
-        if not kids and own:
+        kids = tree.children.get(path, [])
+        own = tree.tensors.get(path, {})
+        if path == "model":
+            module = nn.Sequential()
+        elif not kids and own:
             module = _leaf(path, own)
         else:
-            module = _container_class(path, kids, classes)()
+            module = _container_class(path, tree, classes)()
         for name, tensor in own.items():
             if name in ("running_mean", "running_var", "num_batches_tracked"):
                 module.register_buffer(name, tensor)
@@ -147,9 +234,8 @@ def write_official_checkpoint(state: dict[str, torch.Tensor], path: Path, extra:
     """Save `state` (official keys 'model.N....', any dtype; stored fp16 like the release) as best.pt."""
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
     with fake_ultralytics() as classes:
-        sequential = build_record_tree(half, classes)
         root = classes["MTDETRModel"]()
-        root.add_module("model", sequential.model if hasattr(sequential, "model") else sequential)
+        root.add_module("model", build_record_tree(half, classes))
         root.yaml = {"nc": 3, "nc_list": {"detection": 1, "segmentation": 2}, "backbone": [], "head": []}
         root.names = {0: "vehicle", 1: "drivable", 2: "lane"}
         args = classes["IterableSimpleNamespace"]()

@@ -110,7 +110,7 @@ def _aifi(x, w, p, heads):
 
 
 def _gca(s, w, head, task, level):
-    a = f"{head}.adapter_{task}.{level}"
+    a = f"{head}.task_adapter_{task}.{level}"
     t = F.silu(_bn(F.conv2d(s, w[a + ".conv1.0.weight"]), w, a + ".conv1.1"))
     t = F.conv2d(t, w[a + ".conv3.0.weight"], padding=1, groups=t.shape[1])
     t = F.silu(_bn(F.conv2d(t, w[a + ".conv3.1.weight"]), w, a + ".conv3.2"))
@@ -146,7 +146,7 @@ def _seg_head(feats, w, p, image_width):
     b, t, c, h, wd = per_task.shape
     x = per_task.reshape(b * t, c, h, wd)
     while x.shape[-1] < image_width:
-        x = F.conv_transpose2d(x, w[p + ".upsample.weight"], w[p + ".upsample.bias"], stride=2, padding=1)
+        x = F.conv_transpose2d(x, w[p + ".deconv_upsample.weight"], w[p + ".deconv_upsample.bias"], stride=2, padding=1)
     x = F.relu(_bn(F.conv2d(x, w[p + ".refine.0.weight"], w[p + ".refine.0.bias"], padding=1), w, p + ".refine.1"))
     x = F.conv2d(x, w[p + ".refine.3.weight"], w[p + ".refine.3.bias"])
     return x.reshape(b, t, x.shape[-2], x.shape[-1])

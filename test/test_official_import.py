@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import ppad_core
+import ppad_core.model.rmt_ppad
 from ppad_core.model.official import (
     OfficialCheckpointError,
     UnsafePickleError,
@@ -24,7 +25,7 @@ from ppad_core.model.official import (
 )
 
 from conftest import REPO, conditioned_model, run_ppad
-from official_fixture import write_official_checkpoint
+from official_fixture import random_official_state, read_key_list, write_official_checkpoint
 from official_reference import reference_forward
 
 
@@ -62,22 +63,64 @@ def test_imported_small_model_reproduces_official_outputs(square_small, tmp_path
     assert (got["seg_logits"] - expected["seg_logits"]).abs().max() < 1e-4  # in fact within fp32 rounding
 
 
-def test_imported_paper_model_reproduces_official_outputs(large_config, tmp_path):
+def test_the_key_map_of_the_paper_model_is_the_official_key_list(large_config):
+    # Every one of the 1229 official keys, with its shape and dtype, and nothing else.
+    rows = read_key_list()
+    assert len(rows) == 1229
+    model = ppad_core.model.rmt_ppad.build_model(large_config)
+    mapping, ours = official_key_map(model), model.state_dict()
+    assert set(mapping) == {key for key, _, _ in rows}
+    for key, shape, dtype in rows:
+        assert tuple(ours[mapping[key]].shape) == shape and ours[mapping[key]].dtype == dtype, key
+
+
+def test_a_checkpoint_with_the_official_key_list_imports_and_reproduces_the_official_forward(large_config, tmp_path):
+    # The fixture comes from the official key list (every key, shape and dtype; fp16 like the release; the
+    # official class paths), not from names ppad chose; the reference forward reads those official names.
     config = dataclasses.replace(large_config, input_size=(256, 256))
-    model = conditioned_model(config, seed=1, batches=1)
-    official = _official_state(model)
+    official = random_official_state(read_key_list(), seed=1)
     path = write_official_checkpoint(official, tmp_path / "best.pt")
     assert 69e6 < path.stat().st_size < 73e6  # ~35.2 M fp16 parameters, like the release
+    record = read_official_checkpoint(path)["model"]
+    state = collect_state(record)
+    assert list(state) == list(official) and all(state[k].dtype == torch.float16 for k in _floating(official))
     imported, _ = import_official(path, config)
-    assert len(imported.state_dict()) == len(official) == 1229
+    assert len(imported.state_dict()) == 1229
     # float64: the paper model's top-300 selection is too sensitive for an fp32 comparison of boxes
     weights = {k: (v.double() if v.is_floating_point() else v) for k, v in _as_fp16_fp32(official).items()}
     images = torch.rand(1, 3, 256, 256, dtype=torch.float64)
     with torch.inference_mode():
         expected = reference_forward(weights, config, images)
         got = imported.double()(images)
+    assert expected["scores"].std() > 1e-3  # a forward that discriminates queries, not a degenerate one
     for key in expected:
         assert (got[key] - expected[key]).abs().max() < 1e-9, key
+
+
+def test_the_fixture_pickles_the_official_class_paths(tmp_path):
+    path = write_official_checkpoint(random_official_state(read_key_list()), tmp_path / "best.pt")
+    record = read_official_checkpoint(path)["model"]
+    layers = record.__dict__["_modules"]["model"].__dict__["_modules"]
+    head = layers["28"].__dict__["_modules"]
+
+    def qualname(node) -> str:
+        return type(node).qualname
+
+    assert qualname(record) == "ultralytics.nn.tasks.MTDETRModel"
+    assert qualname(layers["0"]) == "ultralytics.nn.modules.block.HGStem"
+    assert qualname(layers["2"]) == "ultralytics.nn.modules.conv.DWConv"
+    assert qualname(layers["11"]) == "ultralytics.nn.modules.transformer.AIFI"
+    assert qualname(layers["16"]) == "ultralytics.nn.modules.block.RepC3"
+    assert qualname(layers["28"]) == "ultralytics.nn.modules.head.MTDETRDecoder"
+    assert qualname(head["task_adapter_det"].__dict__["_modules"]["0"]) == "ultralytics.nn.modules.head.TaskAdapterLite"
+    assert qualname(head["gate_seg"].__dict__["_modules"]["2"]) == "ultralytics.nn.modules.head.LiteDynamicGate"
+    assert qualname(head["seg_head"]) == "ultralytics.nn.modules.transformer.TransformerSegmentationDecoder"
+    deconv = head["seg_head"].__dict__["_modules"]["deconv_upsample"]
+    assert qualname(deconv) == "torch.nn.modules.conv.ConvTranspose2d"
+
+
+def _floating(state):
+    return [k for k, v in state.items() if v.is_floating_point()]
 
 
 def test_missing_and_unexpected_keys_fail_loudly(square_small, tmp_path):

@@ -33,7 +33,8 @@ def evaluate(
 
 
 def add_batch(accumulator: MetricAccumulator, outputs: dict[str, np.ndarray], batch: dict) -> np.ndarray:
-    """Score one batch; returns the segmentation probabilities [B, 2, H, W] it computed."""
+    """Score one batch (boxes matched in each image's original pixels, `batch["original_sizes"]`); returns the
+    segmentation probabilities [B, 2, H, W] it computed."""
     scores, classes = torch.from_numpy(outputs["scores"]).max(-1)
     boxes = torch.from_numpy(outputs["boxes"])
     seg_probs = 1.0 / (1.0 + np.exp(-outputs["seg_logits"]))
@@ -44,6 +45,7 @@ def add_batch(accumulator: MetricAccumulator, outputs: dict[str, np.ndarray], ba
             classes[i],
             cxcywh_to_xyxy(target["boxes"]),
             target["labels"],
+            image_size=batch["original_sizes"][i],
         )
         accumulator.add_segmentation(seg_probs[i], batch["masks"][i].numpy())
     return seg_probs

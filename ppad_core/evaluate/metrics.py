@@ -1,8 +1,10 @@
-"""Metrics of the RMT-PPAD protocol (rmt_ppad_model.md §6).
+"""Metrics of the RMT-PPAD protocol (docs/evaluation.md).
 
-Detection: all queries, no NMS; per IoU threshold, greedy matching by descending IoU (each prediction and
-ground truth used once); AP from the precision envelope with 101-point trapezoid integration; Recall =
-matched ground truths at IoU 0.5 over all ground truths, with every prediction (lowest confidence).
+Detection: all queries, no NMS. Matching per image and IoU threshold follows the official validator
+(`match_predictions`): every prediction keeps its highest-IoU ground truth, then every ground truth keeps the
+highest-scored prediction that chose it. AP and Recall per class (each class its own PR curve), averaged over
+the classes present in the ground truth: AP from the precision envelope with 101-point trapezoid integration,
+Recall = matched ground truths at IoU 0.5 over ground truths with every prediction (the lowest confidence).
 Segmentation: per image and task a 2x2 confusion matrix; IoU_c = (TP_c + 1e-9) / (TP_c + FP_c + FN_c + 1e-9);
 drivable mIoU = mean(IoU_bg, IoU_fg); lane IoU = IoU_fg; lane accuracy = balanced accuracy
 (TP/(TP+FN) + TN/(TN+FP)) / 2 with 1e-12 in the denominators; averaged over images.
@@ -13,38 +15,56 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ppad_core.boxes import pairwise_iou
-
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 SWEEP_THRESHOLDS = np.round(np.arange(0.40, 0.951, 0.05), 2)
+IOU_EPS = 1e-7  # the official box_iou's epsilon, in float32
+RECALL_EPS = 1e-16  # the official recall denominator's epsilon
+
+
+def box_iou_float32(gt_xyxy: np.ndarray, pred_xyxy: np.ndarray) -> np.ndarray:
+    """IoU [M, N] between ground truths [M, 4] and predictions [N, 4], xyxy pixels, float32, eps 1e-7."""
+    a = np.asarray(gt_xyxy, np.float32)[:, None, :]
+    b = np.asarray(pred_xyxy, np.float32)[None, :, :]
+    wh = (np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2])).clip(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / (area_a + area_b - inter + np.float32(IOU_EPS))
 
 
 def match_predictions(
-    pred_boxes: torch.Tensor,
-    pred_classes: torch.Tensor,
-    gt_boxes: torch.Tensor,
-    gt_classes: torch.Tensor,
+    pred_boxes: np.ndarray | torch.Tensor,
+    pred_scores: np.ndarray | torch.Tensor,
+    pred_classes: np.ndarray | torch.Tensor,
+    gt_boxes: np.ndarray | torch.Tensor,
+    gt_classes: np.ndarray | torch.Tensor,
     thresholds: np.ndarray = IOU_THRESHOLDS,
 ) -> np.ndarray:
-    """True-positive flags [N_pred, T]: per threshold, same-class pairs with IoU >= t are taken greedily by
-    descending IoU, each prediction and each ground truth at most once."""
+    """True-positive flags [N_pred, T] of one image, in the order the predictions were given.
+
+    Boxes are xyxy in original-image pixels. For each threshold t, among same-class pairs with IoU >= t:
+    each prediction keeps only its highest-IoU ground truth (it is never offered its second best), then each
+    ground truth keeps the highest-scored prediction that chose it; those are the true positives.
+    Ties: equal IoU -> the lower ground-truth index; equal score -> the earlier prediction (stable sort).
+    """
+    pred_boxes, gt_boxes = np.asarray(pred_boxes), np.asarray(gt_boxes)
     tp = np.zeros((len(pred_boxes), len(thresholds)), bool)
     if len(pred_boxes) == 0 or len(gt_boxes) == 0:
         return tp
-    iou = pairwise_iou(gt_boxes.double(), pred_boxes.double()).numpy()  # [M, N]
-    iou = iou * (gt_classes[:, None] == pred_classes[None, :]).numpy()
-    gt_idx, pred_idx = np.nonzero(iou >= thresholds[0])
-    order = np.argsort(-iou[gt_idx, pred_idx], kind="stable")
-    pairs = list(zip(gt_idx[order], pred_idx[order], iou[gt_idx, pred_idx][order]))
-    for t, threshold in enumerate(thresholds):
-        used_gt, used_pred = set(), set()
-        for g, p, value in pairs:
-            if value < threshold:
-                break
-            if g not in used_gt and p not in used_pred:
-                used_gt.add(g)
-                used_pred.add(p)
-                tp[p, t] = True
+    rank = np.empty(len(pred_boxes), np.int64)
+    rank[np.argsort(-np.asarray(pred_scores, np.float64), kind="stable")] = np.arange(len(pred_boxes))
+    iou = box_iou_float32(gt_boxes, pred_boxes)
+    same_class = np.asarray(gt_classes)[:, None] == np.asarray(pred_classes)[None, :]
+    iou = np.where(same_class, iou, np.float32(-1.0))
+    best_gt = iou.argmax(0)  # first maximum: the lower ground-truth index on equal IoU
+    best_iou = iou[best_gt, np.arange(len(pred_boxes))]
+    for t, threshold in enumerate(np.asarray(thresholds, np.float32)):
+        choosers = np.nonzero(best_iou >= threshold)[0]
+        if len(choosers) == 0:
+            continue
+        by_rank = choosers[np.argsort(rank[choosers], kind="stable")]
+        _, first = np.unique(best_gt[by_rank], return_index=True)
+        tp[by_rank[first], t] = True
     return tp
 
 
@@ -57,18 +77,42 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.trapezoid(np.interp(x, mrec, mpre), x))
 
 
-def detection_metrics(tp: np.ndarray, scores: np.ndarray, num_gt: int) -> dict[str, float | np.ndarray]:
-    """AP per IoU threshold, the PR curve at IoU 0.5, and Recall at the lowest confidence."""
+def class_curve(tp: np.ndarray, scores: np.ndarray, num_gt: int) -> dict[str, float | np.ndarray]:
+    """One class: AP per IoU threshold, its PR curve at IoU 0.5 and Recall at the lowest confidence.
+
+    Predictions of all images are ranked by descending score; equal scores keep their order of arrival
+    (image by image, query by query)."""
     if num_gt == 0 or len(tp) == 0:
         return {"ap": np.zeros(tp.shape[1]), "recall": 0.0, "pr_curve": (np.zeros(0), np.zeros(0))}
     order = np.argsort(-scores, kind="stable")
     tp = tp[order]
     tpc = tp.cumsum(0)
     fpc = (1 - tp).cumsum(0)
-    recall = tpc / num_gt
-    precision = tpc / np.maximum(tpc + fpc, 1e-16)
+    recall = tpc / (num_gt + RECALL_EPS)
+    precision = tpc / (tpc + fpc)
     ap = np.array([average_precision(recall[:, t], precision[:, t]) for t in range(tp.shape[1])])
     return {"ap": ap, "recall": float(recall[-1, 0]), "pr_curve": (recall[:, 0], precision[:, 0])}
+
+
+def detection_metrics(
+    tp: np.ndarray, scores: np.ndarray, pred_classes: np.ndarray, gt_classes: np.ndarray
+) -> dict[str, float | np.ndarray | dict]:
+    """AP per IoU threshold and Recall, each averaged over the classes present in the ground truth.
+
+    `tp` [N, T], `scores` and `pred_classes` [N] are every prediction of the set; `gt_classes` [M] every
+    ground truth. With no true positive at all every detection metric is 0, as in the official validator."""
+    classes = np.unique(gt_classes)
+    per_class = {
+        int(c): class_curve(tp[pred_classes == c], scores[pred_classes == c], int(np.sum(gt_classes == c)))
+        for c in classes
+    }
+    if not per_class or not tp.any():
+        return {"ap": np.zeros(tp.shape[1]), "recall": 0.0, "per_class": per_class}
+    return {
+        "ap": np.mean([curve["ap"] for curve in per_class.values()], axis=0),
+        "recall": float(np.mean([curve["recall"] for curve in per_class.values()])),
+        "per_class": per_class,
+    }
 
 
 def segmentation_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
@@ -96,9 +140,14 @@ class MetricAccumulator:
         self._all_thresholds = sorted(set(SWEEP_THRESHOLDS.tolist()) | set(seg_thresholds))
         self.tp: list[np.ndarray] = []
         self.scores: list[np.ndarray] = []
-        self.num_gt = 0
+        self.pred_classes: list[np.ndarray] = []
+        self.gt_classes: list[np.ndarray] = []
         self.seg: dict[str, list[dict]] = {"drivable": [], "lane": []}  # per image: threshold -> scores
         self.images = 0
+
+    @property
+    def num_gt(self) -> int:
+        return sum(len(c) for c in self.gt_classes)
 
     def add_detections(
         self,
@@ -107,10 +156,18 @@ class MetricAccumulator:
         classes: torch.Tensor,
         gt_xyxy: torch.Tensor,
         gt_classes: torch.Tensor,
+        image_size: tuple[int, int],
     ) -> None:
-        self.tp.append(match_predictions(pred_xyxy, classes, gt_xyxy, gt_classes))
-        self.scores.append(scores.numpy())
-        self.num_gt += len(gt_xyxy)
+        """One image: boxes are normalised xyxy; `image_size` (height, width) of the original image, whose
+        pixels the IoU is computed in, as the official validator does."""
+        height, width = image_size
+        scale = np.array([width, height, width, height], np.float32)
+        pred_pixels = np.asarray(pred_xyxy, np.float32) * scale
+        gt_pixels = np.asarray(gt_xyxy, np.float32) * scale
+        self.tp.append(match_predictions(pred_pixels, scores, classes, gt_pixels, gt_classes))
+        self.scores.append(np.asarray(scores, np.float64))
+        self.pred_classes.append(np.asarray(classes, np.int64))
+        self.gt_classes.append(np.asarray(gt_classes, np.int64))
 
     def add_segmentation(self, probs: np.ndarray, gt: np.ndarray) -> None:
         """probs [2, H, W] (drivable, lane) and 0/1 ground truth of the same size."""
@@ -122,10 +179,21 @@ class MetricAccumulator:
     def seg_mean(self, task: str, threshold: float, key: str) -> float:
         return float(np.mean([image[threshold][key] for image in self.seg[task]])) if self.seg[task] else 0.0
 
+    def detection(self) -> dict:
+        """`detection_metrics` over every image added so far."""
+
+        def joined(parts: list[np.ndarray], dtype, *shape: int) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype)
+
+        return detection_metrics(
+            joined(self.tp, bool, len(IOU_THRESHOLDS)),
+            joined(self.scores, np.float64),
+            joined(self.pred_classes, np.int64),
+            joined(self.gt_classes, np.int64),
+        )
+
     def compute(self) -> dict:
-        tp = np.concatenate(self.tp) if self.tp else np.zeros((0, len(IOU_THRESHOLDS)), bool)
-        scores = np.concatenate(self.scores) if self.scores else np.zeros(0)
-        det = detection_metrics(tp, scores, self.num_gt)
+        det = self.detection()
         drivable_t, lane_t = self.seg_thresholds
         results = {
             "images": self.images,
@@ -150,10 +218,18 @@ class MetricAccumulator:
             }
             for t in SWEEP_THRESHOLDS
         ]
-        results["pr_curve"] = {
-            "recall": det["pr_curve"][0][::10].tolist(),
-            "precision": det["pr_curve"][1][::10].tolist(),
-        }
+        results["per_class"] = [
+            {
+                "class_id": class_id,
+                "ground_truth_boxes": int(sum(np.count_nonzero(c == class_id) for c in self.gt_classes)),
+                "recall": curve["recall"],
+                "ap50": float(curve["ap"][0]),
+                "ap50_95": float(curve["ap"].mean()),
+                "pr_recall": curve["pr_curve"][0][::10].tolist(),
+                "pr_precision": curve["pr_curve"][1][::10].tolist(),
+            }
+            for class_id, curve in det["per_class"].items()
+        ]
         return results
 
 

@@ -53,13 +53,16 @@ def write_plots(results: dict, out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(results["pr_curve"]["recall"], results["pr_curve"]["precision"])
+    for curve in results["per_class"]:
+        ax.plot(curve["pr_recall"], curve["pr_precision"], label=f"class {curve['class_id']}")
+    if len(results["per_class"]) > 1:
+        ax.legend()
     ax.set(
         xlabel="recall",
         ylabel="precision",
         xlim=(0, 1),
         ylim=(0, 1.02),
-        title=f"PR at IoU 0.5 (AP50 {100 * results['map50']:.1f})",
+        title=f"PR at IoU 0.5 (mAP50 {100 * results['map50']:.1f})",
     )
     fig.tight_layout()
     pr_path = out_dir / "pr_curve.png"

@@ -13,9 +13,11 @@ pickled code. Instead the pickle is read here by a restricted unpickler:
 
 Parameters and buffers are then collected from the records' `_parameters` / `_buffers` and mapped to
 this package's names by `official_key_map`, which is derived from the architecture config. Layer
-indices follow the official YAML (`model.0` stem ... `model.28` head). Names inside the head that the
-design notes do not spell out (`adapter_det/seg`, `gate_seg`, `seg_head.upsample`) follow the
-conventions of the names they do; any key that does not match is reported, never guessed.
+indices follow the official YAML (`model.0` stem ... `model.28` head); inside the head the GCA adapters
+are `task_adapter_det/seg.N`, the gates `gate_det/seg.N` and the seg decoder's shared transposed conv
+`seg_head.deconv_upsample`. For the paper config the map covers exactly the 1229 keys of the official
+model (test/data/official_checkpoint_keys.tsv); any key that does not match is reported, never guessed.
+See docs/model.md, "Official checkpoint import".
 """
 
 from __future__ import annotations
@@ -210,8 +212,8 @@ _RULES = {
         (r"^ffn_norm\.", "norm2."),
     ],
     "head": [
-        (r"^(det|seg)_gca\.(\d+)\.adapter\.reduce\.", r"adapter_\1.\2.conv1."),
-        (r"^(det|seg)_gca\.(\d+)\.adapter\.mix\.", r"adapter_\1.\2.conv3."),
+        (r"^(det|seg)_gca\.(\d+)\.adapter\.reduce\.", r"task_adapter_\1.\2.conv1."),
+        (r"^(det|seg)_gca\.(\d+)\.adapter\.mix\.", r"task_adapter_\1.\2.conv3."),
         (r"^(det|seg)_gca\.(\d+)\.gate\.channel_gate\.", r"gate_\1.\2.channel_att."),
         (r"^(det|seg)_gca\.(\d+)\.gate\.spatial_gate\.", r"gate_\1.\2.spatial_att."),
         (r"^(det|seg)_gca\.(\d+)\.gate\.mixing\.", r"gate_\1.\2.alpha_net."),
@@ -219,6 +221,7 @@ _RULES = {
         (r"^segmenter\.proj\.1\.", "seg_head.proj_s4."),
         (r"^segmenter\.proj\.2\.", "seg_head.proj_s5."),
         (r"^segmenter\.scale_logits$", "seg_head.task_weights"),
+        (r"^segmenter\.upsample\.", "seg_head.deconv_upsample."),
         (r"^segmenter\.", "seg_head."),
         (r"^detector\.decoder\.query_pos_head\.", "query_pos_head."),
         (r"^detector\.decoder\.score_heads\.", "dec_score_head."),
