@@ -27,10 +27,12 @@ from ppad_core.train.trainer import METRIC_COLUMNS, Trainer
 
 METRICS = tuple(METRIC_COLUMNS[:5])  # recall, map50, drivable_miou, lane_iou, lane_acc
 METRIC_LABELS = ("Recall", "mAP50", "DA mIoU", "LL IoU", "LL acc")
+CALIBRATION_SPLIT = "train2017"  # the labelled split the Taylor statistics are computed on
+CALIBRATION_BATCH_SIZE = 4  # images per calibration batch
 
 
 def calibration_loader(
-    data_root: str | Path, split: str, model_config, batch_size: int = 4, seed: int = 0
+    data_root: str | Path, split: str, model_config, batch_size: int = CALIBRATION_BATCH_SIZE, seed: int = 0
 ) -> Callable[[], Iterator[dict]]:
     """Fresh shuffled passes over a labelled split (no augmentation): what the Taylor statistics see."""
     dataset = DrivingDataset(data_root, split, model_config.input_size, model_config.num_classes)
@@ -52,9 +54,9 @@ def run_prune(
     out_dir: str | Path,
     cfg: PruneConfig,
     data_root: str | Path | None = None,
-    split: str = "train2017",
+    split: str = CALIBRATION_SPLIT,
     on_step: Callable[[int, float], None] | None = None,
-    batch_size: int = 4,
+    batch_size: int = CALIBRATION_BATCH_SIZE,
 ) -> tuple[Path, dict]:
     model, _ = load_checkpoint(teacher)
     calibration = None
