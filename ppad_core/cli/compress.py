@@ -8,10 +8,18 @@ import shutil
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from ppad_core.cli.common import add_json_flag, add_set_option, console, parse_overrides
 from ppad_core.cli.output import emit
+from ppad_core.evaluate.metric_table import (
+    PAPER,
+    Column,
+    format_delta,
+    format_value,
+    keys,
+    metric_columns,
+    render_rich,
+)
 
 DEFAULT_DISTILL_CONFIG = "config/distill_synthetic_s.yaml"
 
@@ -290,27 +298,41 @@ def _pruned_for_resume(out: Path) -> tuple[Path, dict]:
 
 def _compare_and_print(args: argparse.Namespace, teacher: str, student: Path, data: str | None, title: str) -> dict:
     """Score teacher and student on --eval-data (default `data`) and print the table (to stderr under --json)."""
-    from ppad_core.compress.pipeline import METRIC_LABELS, METRICS, compare
+    from ppad_core.compress.pipeline import compare
 
     rows = compare(teacher, student, args.eval_data or data, args.val_split, progress=not args.no_progress)
-    table = Table(title=title)
-    for column in ("", "parameters", "GMAC", "CPU ms torch NHWC", "CPU ms ORT", *METRIC_LABELS):
-        table.add_column(column, justify="left" if not column else "right")
-    for name in ("teacher", "student"):
-        row = rows[name]
-        table.add_row(
-            name,
-            f"{row['parameters']:,}",
-            f"{row['macs'] / 1e9:.2f}",
-            f"{row['latency_ms']:.1f}",
-            f"{row['latency_onnxruntime_ms']:.1f}",
-            *(f"{100 * row[k]:.2f}" for k in METRICS),
-        )
-    ratio, delta = rows["ratio"], rows["delta"]
-    table.add_row(
-        "student / delta",
-        *(f"{ratio[k]:.3f}x" for k in ("parameters", "macs", "latency_ms", "latency_onnxruntime_ms")),
-        *(f"{100 * delta[k]:+.2f}" for k in METRICS),
-    )
+    table = render_rich(_comparison_columns(), _comparison_rows(rows), title)
     Console(stderr=args.json, width=max(Console().width, 140)).print(table)
     return rows
+
+
+def _comparison_columns() -> list[Column]:
+    return [
+        Column("name", "", justify="left"),
+        Column("parameters", "parameters"),
+        Column("macs", "GMAC"),
+        Column("latency_ms", "CPU ms torch NHWC"),
+        Column("latency_onnxruntime_ms", "CPU ms ORT"),
+        *metric_columns(PAPER),
+    ]
+
+
+def _comparison_rows(rows: dict) -> list[dict[str, str]]:
+    """Teacher and student figures, then the student's ratios (size, latency) and deltas (metrics)."""
+    table = []
+    for name in ("teacher", "student"):
+        row = rows[name]
+        table.append(
+            {
+                "name": name,
+                "parameters": f"{row['parameters']:,}",
+                "macs": f"{row['macs'] / 1e9:.2f}",
+                "latency_ms": f"{row['latency_ms']:.1f}",
+                "latency_onnxruntime_ms": f"{row['latency_onnxruntime_ms']:.1f}",
+                **{k: format_value(k, row[k]) for k in keys(PAPER)},
+            }
+        )
+    ratio, delta = rows["ratio"], rows["delta"]
+    ratios = {k: f"{ratio[k]:.3f}x" for k in ("parameters", "macs", "latency_ms", "latency_onnxruntime_ms")}
+    table.append({"name": "student / delta", **ratios, **{k: format_delta(k, delta[k]) for k in keys(PAPER)}})
+    return table
