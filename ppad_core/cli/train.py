@@ -27,10 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ppad_core.compress.distill import distillation_terms
     from ppad_core.train.trainer import Trainer
 
     config, run_dir = _config_and_run_dir(args)
-    summary = Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress).fit()
+    trainer = Trainer(
+        config, run_dir, resume=bool(args.resume), progress=not args.no_progress, auxiliary=distillation_terms(config)
+    )
+    summary = trainer.fit()
     return emit(summary, args.json)
 
 
