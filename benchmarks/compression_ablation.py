@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markdown import Markdown
 
-from ppad_core.cli import module_ratio_argument
+from ppad_core.cli.compress import module_ratio_argument
 from ppad_core.compress.ablation import ARMS, AblationSettings, markdown_table, run_ablation
 from ppad_core.compress.pruning import SCOPES, PruneConfig
 

@@ -20,6 +20,6 @@ if [ ! -f "$OUT/paper_student/model.safetensors" ]; then
 fi
 "$VENV/bin/ppad" bench "$OUT/paper_teacher" "$OUT/paper_student" --labels paper-teacher paper-student \
   --int8 --runs 5 --warmup 1 --batch-sizes 1 --variants eager channels-last onnxruntime \
-  --json "$OUT/paper.json" --markdown "$OUT/paper.md"
+  --json-out "$OUT/paper.json" --markdown "$OUT/paper.md"
 "$VENV/bin/ppad" bench models/rmt_ppad_s_demo models/rmt_ppad_s_demo_student --labels demo-teacher demo-student \
-  --int8 --runs 20 --warmup 3 --json "$OUT/demo.json" --markdown "$OUT/demo.md"
+  --int8 --runs 20 --warmup 3 --json-out "$OUT/demo.json" --markdown "$OUT/demo.md"

@@ -12,6 +12,6 @@ PAPER_STUDENT="${PPAD_PAPER_STUDENT:-runs/bench/paper_student/model.yaml}"
 mkdir -p "$OUT"
 bench() { "$PYTHON" -m ppad_core.cli bench --device cuda --variants torch --runs 100 --warmup 20 "$@"; }
 bench config/rmt_ppad_l.yaml "$PAPER_STUDENT" --labels paper-teacher paper-student \
-  --json "$OUT/gpu_paper.json" --markdown "$OUT/gpu_paper.md"
+  --json-out "$OUT/gpu_paper.json" --markdown "$OUT/gpu_paper.md"
 bench models/rmt_ppad_s_demo models/rmt_ppad_s_demo_student --labels demo-teacher demo-student --input-size 640 640 \
-  --json "$OUT/gpu_demo.json" --markdown "$OUT/gpu_demo.md"
+  --json-out "$OUT/gpu_demo.json" --markdown "$OUT/gpu_demo.md"

@@ -21,7 +21,7 @@ if [ ! -f data/synthetic_heldout/.complete ]; then
   "$PPAD" synth data/synthetic_heldout --train 0 --val 200 --seed 7
   touch data/synthetic_heldout/.complete
 fi
-"$PPAD" eval "$RUN/best" --data data/synthetic_heldout --json "$RUN/heldout_eval.json"
+"$PPAD" eval "$RUN/best" --data data/synthetic_heldout --json-out "$RUN/heldout_eval.json"
 rm -rf models/rmt_ppad_s_demo
 mkdir -p models
 cp -r "$RUN/best" models/rmt_ppad_s_demo
@@ -43,7 +43,7 @@ if [ ! -f "$COMPRESS/.first_phase_complete" ]; then
   touch "$COMPRESS/.first_phase_complete"
 fi
 "$PPAD" compress models/rmt_ppad_s_demo --out "$COMPRESS" --resume --set epochs=24 --no-progress
-"$PPAD" eval "$COMPRESS/student" --data data/synthetic_heldout --json "$COMPRESS/heldout_eval.json"
+"$PPAD" eval "$COMPRESS/student" --data data/synthetic_heldout --json-out "$COMPRESS/heldout_eval.json"
 rm -rf models/rmt_ppad_s_demo_student
 cp -r "$COMPRESS/student" models/rmt_ppad_s_demo_student
 echo "[make_models] wrote models/rmt_ppad_s_demo_student"

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import json
 
-from conftest import REPO, run_ppad
+import pytest
+
+from ppad_core.cli import build_parser
+from ppad_core.cli.common import JSON_HELP
+from ppad_core.cli.compress import prune_config
+from ppad_core.compress.importance import ImportanceConfig
+from ppad_core.compress.pruning import PruneConfig
+from ppad_core.data.synth import generate_dataset
+from ppad_core.model.checkpoint import save_checkpoint
+from ppad_core.model.config import load_model_config
+
+from conftest import REPO, conditioned_model, run_ppad
+
+TINY = REPO / "test" / "data" / "rmt_ppad_tiny.yaml"
 
 
 def test_info_paper_model_json_reports_exact_parameter_counts():
@@ -29,3 +42,49 @@ def test_help_lists_commands_and_bad_target_is_a_clear_error():
     result = run_ppad("info", "no_such_model", check=False)
     assert result.returncode == 2
     assert "no_such_model" in result.stderr and "rmt_ppad_s" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_eval_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_eval")
+    generate_dataset(root / "data", {"train": 0, "val": 2}, seed=3, width=320, height=180, workers=1, progress=False)
+    checkpoint = save_checkpoint(conditioned_model(load_model_config(TINY), seed=2), root / "tiny")
+    return checkpoint, root / "data"
+
+
+def test_eval_json_is_a_stdout_flag_and_json_out_writes_the_same_results(tiny_eval_setup, tmp_path):
+    checkpoint, data = tiny_eval_setup
+    out = tmp_path / "results.json"
+    result = run_ppad("eval", str(checkpoint), "--data", str(data), "--batch", "1", "--json", "--json-out", str(out))
+    printed = json.loads(result.stdout)  # the report table went to stderr
+    assert printed == json.loads(out.read_text())
+    assert printed["images"] == 2 and 0 <= printed["map50"] <= 1 and "mAP50" in result.stderr
+
+
+def test_eval_old_json_path_spelling_still_writes_the_file_with_a_deprecation_warning(tiny_eval_setup, tmp_path):
+    checkpoint, data = tiny_eval_setup
+    out = tmp_path / "old.json"
+    result = run_ppad("eval", str(checkpoint), "--data", str(data), "--batch", "1", "--json", str(out))
+    assert json.loads(out.read_text())["images"] == 2
+    assert f"--json {out} is deprecated, use --json-out {out}" in result.stderr
+    assert "mAP50" in result.stdout  # no --json flag: the report stays on stdout
+
+
+def test_every_command_takes_json_as_a_flag():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) == {
+        *("info", "import-official", "synth", "convert-bdd100k", "train", "eval"),
+        *("predict", "export", "bench", "prune", "distill", "compress"),
+    }
+    for name, command in commands.items():
+        (option,) = [a for a in command._actions if "--json" in a.option_strings]
+        assert option.help.startswith(JSON_HELP), name
+        assert option.nargs in (0, "?"), name  # a flag; "?" only for the deprecated `--json FILE`
+
+
+def test_pruning_options_default_to_the_config_dataclasses():
+    args = build_parser().parse_args(["prune", "teacher", "--out", "o"])
+    config = prune_config(args)
+    assert config == PruneConfig()
+    assert config.importance == ImportanceConfig()

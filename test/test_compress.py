@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from ppad_core.compress.ablation import ARMS, AblationSettings, markdown_table, run_ablation
-from ppad_core.compress.distill import DistillConfig, FeatureDistiller, channel_wise_distillation
+from ppad_core.compress.distill import FeatureDistiller, channel_wise_distillation
 from ppad_core.compress.importance import (
     ImportanceConfig,
     TaskGradientStatistics,
@@ -29,6 +29,7 @@ from ppad_core.model.checkpoint import load, save_checkpoint
 from ppad_core.model.complexity import count_parameters
 from ppad_core.model.config import load_model_config
 from ppad_core.runtime.export import export_onnx, onnx_parity, sample_inputs
+from ppad_core.train.config import DistillConfig
 
 from conftest import REPO, conditioned_model, run_ppad
 
@@ -136,12 +137,12 @@ def test_taylor_pruning_hits_the_target_and_the_student_reloads_exports_and_fuse
 
 def test_feature_distillation_is_zero_against_itself_and_adapts_widths(tiny_model, tmp_path):
     teacher = conditioned_model(load_model_config(TINY), seed=1)
-    same = FeatureDistiller(tiny_model, teacher, DistillConfig(teacher="x"))
+    itself = copy.deepcopy(teacher)
+    same = FeatureDistiller(itself, teacher, DistillConfig(teacher="x"))
     x = torch.rand(2, 3, 128, 224)
     with torch.no_grad():
-        tiny_model(x)
+        itself(x)
         assert len(same.adapters) == 0 and same.loss(x).item() == pytest.approx(0.0, abs=1e-10)
-    same.detach()
     student, _ = prune_model(tiny_model, PruneConfig(importance=ImportanceConfig("magnitude")))
     distiller = FeatureDistiller(student, teacher, DistillConfig(teacher="x", loss="cwd"))
     assert len(distiller.adapters) > 0  # pruned stage widths are mapped back to the teacher's
@@ -150,8 +151,9 @@ def test_feature_distillation_is_zero_against_itself_and_adapts_widths(tiny_mode
     loss = distiller.loss(x)
     loss.backward()
     assert loss.item() > 0 and all(p.grad is not None for p in distiller.adapters.parameters())
-    distiller.detach()
-    assert not any(m._forward_hooks for m in student.modules())
+    # as the trainer's auxiliary term: logged as loss_distill, only the adapters trained, the teacher recorded
+    assert distiller.name == "distill" and distiller.trainable is distiller.adapters
+    assert distiller.provenance == {"kind": "distilled", "teacher": "x"}
 
 
 def test_channel_wise_distillation_matches_a_hand_computed_kl():

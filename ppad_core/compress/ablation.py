@@ -9,8 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ppad_core.compress.importance import ImportanceConfig
-from ppad_core.compress.pipeline import METRIC_LABELS, METRICS, run_distill, run_prune, score
+from ppad_core.compress.pipeline import run_distill, run_prune, score
 from ppad_core.compress.pruning import PruneConfig
+from ppad_core.evaluate.metric_table import (
+    PAPER,
+    Column,
+    format_delta,
+    format_value,
+    keys,
+    metric_columns,
+    render_markdown,
+)
 from ppad_core.model.checkpoint import load_checkpoint
 
 
@@ -47,7 +56,7 @@ class AblationSettings:
 
 
 def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARMS) -> dict:
-    """Teacher row plus one row per arm: parameters, MACs, the five metrics after pruning and after fine-tuning.
+    """Teacher row plus one row per arm: parameters, MACs, the paper's metrics after pruning and after fine-tuning.
 
     Arms with the same importance share one pruned student, so the KD arm differs from "Taylor + conflict"
     only by the distillation.
@@ -82,24 +91,31 @@ def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARM
     return result
 
 
+ABLATION_COLUMNS = [
+    Column("arm", "arm"),
+    Column("removed", "params removed"),
+    Column("macs", "GMAC"),
+    Column("map50_pruned", "mAP50 pruned"),
+    *metric_columns(PAPER),
+]
+
+
 def markdown_table(result: dict) -> str:
-    """One line per arm: removed parameters, GMAC, mAP50 right after pruning, then the five metrics at the end."""
+    """One line per arm: removed parameters, GMAC, mAP50 right after pruning, then the paper's metrics at the
+    end (with the change from the teacher)."""
     stage = "finetuned" if all("finetuned" in row for row in result["arms"]) else "pruned"
-    header = ["arm", "params removed", "GMAC", "mAP50 pruned", *METRIC_LABELS]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     teacher = result["teacher"]
-    lines.append(
-        "| teacher | 0 | "
-        + f"{teacher['macs'] / 1e9:.2f} | {100 * teacher['map50']:.2f} | "
-        + " | ".join(f"{100 * teacher[k]:.2f}" for k in METRICS)
-        + " |"
-    )
+    rows = [{"arm": "teacher", "removed": "0", **_cells(teacher, teacher)}]
     for row in result["arms"]:
-        final = row[stage]
-        lines.append(
-            f"| {row['arm']} | {100 * row['reduction']:.2f}% | {final['macs'] / 1e9:.2f} | "
-            f"{100 * row['pruned']['map50']:.2f} | "
-            + " | ".join(f"{100 * final[k]:.2f} ({100 * (final[k] - teacher[k]):+.2f})" for k in METRICS)
-            + " |"
-        )
-    return "\n".join(lines) + "\n"
+        cells = _cells(row[stage], row["pruned"], teacher)
+        rows.append({"arm": row["arm"], "removed": f"{100 * row['reduction']:.2f}%", **cells})
+    return render_markdown(ABLATION_COLUMNS, rows)
+
+
+def _cells(final: dict, pruned: dict, teacher: dict | None = None) -> dict[str, str]:
+    """GMAC, mAP50 after pruning and the paper's metrics, each with its change from `teacher` if given."""
+    cells = {"macs": f"{final['macs'] / 1e9:.2f}", "map50_pruned": format_value("map50", pruned["map50"])}
+    for key in keys(PAPER):
+        value = format_value(key, final[key])
+        cells[key] = value if teacher is None else f"{value} ({format_delta(key, final[key] - teacher[key])})"
+    return cells

@@ -3,28 +3,14 @@ student through 1x1 adapters (where widths differ), with MSE or channel-wise dis
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-DEFAULT_LAYERS = ["backbone.stages.1", "backbone.stages.2", "backbone.stages.3", "encoder"]
-
-
-@dataclass
-class DistillConfig:
-    teacher: str = ""  # teacher checkpoint directory; empty disables distillation
-    weight: float = 1.0  # the feature loss's weight next to the task losses
-    loss: str = "mse"  # mse | cwd
-    temperature: float = 4.0  # CWD softmax temperature
-    layers: list[str] = field(default_factory=lambda: list(DEFAULT_LAYERS))
-
-    def validate(self) -> None:
-        if self.loss not in ("mse", "cwd"):
-            raise ValueError(f"distill.loss {self.loss!r} is not one of mse, cwd")
-        if self.weight < 0 or self.temperature <= 0:
-            raise ValueError("distill.weight must be >= 0 and distill.temperature > 0")
+from ppad_core.model.checkpoint import load_checkpoint
+from ppad_core.model.rmt_ppad import RMTPPAD
+from ppad_core.train.auxiliary import AuxiliaryLossFactory
+from ppad_core.train.config import DistillConfig, TrainConfig
 
 
 def _as_list(output) -> list[torch.Tensor]:
@@ -40,16 +26,11 @@ class _FeatureTap:
         if missing:
             raise ValueError(f"distillation layers not in the model: {missing}")
         self.features: dict[str, list[torch.Tensor]] = {}
-        self.handles = [
-            modules[name].register_forward_hook(lambda _m, _i, out, name=name: self._keep(name, out)) for name in layers
-        ]
+        for name in layers:
+            modules[name].register_forward_hook(lambda _m, _i, out, name=name: self._keep(name, out))
 
     def _keep(self, name: str, output) -> None:
         self.features[name] = _as_list(output)
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
 
 
 def channel_wise_distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -60,12 +41,21 @@ def channel_wise_distillation(student: torch.Tensor, teacher: torch.Tensor, temp
 
 
 class FeatureDistiller(nn.Module):
-    """Holds the frozen teacher and the adapters; `loss(images)` after each student forward."""
+    """Holds the frozen teacher and the adapters; `loss(images)` after each student forward.
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, cfg: DistillConfig) -> None:
+    An `AuxiliaryLoss` of the trainer: logged as loss_distill, the adapters trained (and kept in the
+    training state, not in the student's checkpoint), `provenance` recorded in the student's checkpoints.
+    """
+
+    name = "distill"
+
+    def __init__(
+        self, student: nn.Module, teacher: nn.Module, cfg: DistillConfig, provenance: dict | None = None
+    ) -> None:
         super().__init__()
         cfg.validate()
         self.cfg = cfg
+        self.provenance = provenance if provenance is not None else {"kind": "distilled", "teacher": cfg.teacher}
         self.teacher = teacher.eval().requires_grad_(False)
         self.student_tap = _FeatureTap(student, cfg.layers)
         self.teacher_tap = _FeatureTap(self.teacher, cfg.layers)
@@ -106,7 +96,19 @@ class FeatureDistiller(nn.Module):
                 count += 1
         return self.cfg.weight * total / max(count, 1)
 
-    def detach(self) -> None:
-        """Remove the hooks: the student is left exactly as it was, without adapters."""
-        self.student_tap.remove()
-        self.teacher_tap.remove()
+    @property
+    def trainable(self) -> nn.ModuleDict:
+        """The adapters: the only weights distillation adds to training."""
+        return self.adapters
+
+
+def distillation_terms(config: TrainConfig) -> list[AuxiliaryLossFactory]:
+    """The trainer's loss terms for `config`: feature distillation from `distill.teacher`, or none."""
+    if not config.distill.teacher:
+        return []
+    provenance = {"kind": "distilled", "teacher": config.distill.teacher, "initialised_from": str(config.model)}
+
+    def build(student: RMTPPAD) -> FeatureDistiller:
+        return FeatureDistiller(student, load_checkpoint(config.distill.teacher)[0], config.distill, provenance)
+
+    return [build]

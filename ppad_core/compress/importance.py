@@ -36,6 +36,14 @@ _OUT_FNS = {
 _IN_FNS = {function.prune_conv_in_channels, function.prune_linear_in_channels}
 
 
+# the allowed values of ImportanceConfig's string fields (the CLI's choices too)
+IMPORTANCE_CHOICES = {
+    "criterion": ("taylor", "magnitude"),
+    "conflict": ("cosine", "sign", "none"),
+    "aggregation": ("max", "mean"),
+}
+
+
 @dataclass
 class ImportanceConfig:
     criterion: str = "taylor"  # taylor (per-task, the method) | magnitude (L1 baseline)
@@ -45,12 +53,7 @@ class ImportanceConfig:
     protect_top: int = 1  # the top-k channels of every task are never pruned
 
     def validate(self) -> None:
-        choices = {
-            "criterion": ("taylor", "magnitude"),
-            "conflict": ("cosine", "sign", "none"),
-            "aggregation": ("max", "mean"),
-        }
-        for name, allowed in choices.items():
+        for name, allowed in IMPORTANCE_CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"importance.{name} = {getattr(self, name)!r} is not one of {allowed}")
         if not 0.0 <= self.conflict_weight <= 1.0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import statistics
 import tempfile
 import time
@@ -13,9 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ppad_core.compress.distill import distillation_terms
 from ppad_core.compress.pruning import PruneConfig, prune_model
 from ppad_core.data.dataset import DrivingDataset, collate
 from ppad_core.evaluate.evaluator import evaluate
+from ppad_core.evaluate.metric_table import PAPER, keys
 from ppad_core.model.checkpoint import load_checkpoint, save_checkpoint
 from ppad_core.model.complexity import count_macs, count_parameters
 from ppad_core.model.rmt_ppad import RMTPPAD
@@ -23,18 +26,18 @@ from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from ppad_core.runtime.export import export_onnx
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.train.config import load_train_config
-from ppad_core.train.trainer import METRIC_COLUMNS, Trainer
+from ppad_core.train.trainer import Trainer
 
-METRICS = tuple(METRIC_COLUMNS[:5])  # recall, map50, drivable_miou, lane_iou, lane_acc
-METRIC_LABELS = ("Recall", "mAP50", "DA mIoU", "LL IoU", "LL acc")
+CALIBRATION_SPLIT = "train2017"  # the labelled split the Taylor statistics are computed on
+CALIBRATION_BATCH_SIZE = 4  # images per calibration batch
 
 
 def calibration_loader(
-    data_root: str | Path, split: str, model_config, batch_size: int = 4, seed: int = 0
+    data_root: str | Path, split: str, model_config, batch_size: int = CALIBRATION_BATCH_SIZE, seed: int = 0
 ) -> Callable[[], Iterator[dict]]:
     """Fresh shuffled passes over a labelled split (no augmentation): what the Taylor statistics see."""
     dataset = DrivingDataset(data_root, split, model_config.input_size, model_config.num_classes)
-    passes = iter(range(1_000_000))
+    passes = itertools.count()  # pass i shuffles with seed + i
 
     def batches() -> Iterator[dict]:
         generator = torch.Generator().manual_seed(seed + next(passes))
@@ -52,9 +55,9 @@ def run_prune(
     out_dir: str | Path,
     cfg: PruneConfig,
     data_root: str | Path | None = None,
-    split: str = "train2017",
+    split: str = CALIBRATION_SPLIT,
     on_step: Callable[[int, float], None] | None = None,
-    batch_size: int = 4,
+    batch_size: int = CALIBRATION_BATCH_SIZE,
 ) -> tuple[Path, dict]:
     model, _ = load_checkpoint(teacher)
     calibration = None
@@ -82,7 +85,7 @@ def run_distill(
     config = load_train_config(
         train_config, {**(overrides or {}), "model": str(student), "distill.teacher": str(teacher or "")}
     )
-    Trainer(config, run_dir, resume=resume, progress=progress).fit()
+    Trainer(config, run_dir, resume=resume, progress=progress, auxiliary=distillation_terms(config)).fit()
     return Path(run_dir) / "best"
 
 
@@ -95,7 +98,7 @@ def score(model: RMTPPAD, data_root: str | Path, split: str = "val2017", progres
     return {
         "parameters": count_parameters(fused, trainable_only=False),
         "macs": count_macs(fused, model.config.input_size),
-        **{k: metrics[k] for k in METRICS},
+        **{k: metrics[k] for k in keys(PAPER)},
     }
 
 

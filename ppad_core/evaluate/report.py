@@ -5,43 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
-HEADLINE = [
-    ("recall", "Recall (IoU 0.5, all queries)"),
-    ("map50", "mAP50"),
-    ("map50_95", "mAP50-95"),
-    ("drivable_miou", "drivable mIoU"),
-    ("lane_iou", "lane IoU"),
-    ("lane_acc", "lane accuracy (balanced)"),
-    ("lane_recall_acc", "lane accuracy (TP/(TP+FN))"),
-]
+from ppad_core.evaluate.metric_table import REPORT, SWEEP, Column, format_value, metrics, render_rich
+
+REPORT_COLUMNS = [Column("metric", "metric", justify="left"), Column("value", "value")]
+SWEEP_COLUMNS = [Column("threshold", "threshold"), *(Column(m.key, m.description) for m in metrics(SWEEP))]
 
 
 def print_report(results: dict, console: Console) -> None:
-    table = Table(
-        title=f"{results.get('checkpoint', 'model')} on {results['images']} images "
-        f"({results['ground_truth_boxes']} boxes)"
+    """The headline metrics (with the skipped samples), then the segmentation threshold sweep."""
+    title = (
+        f"{results.get('checkpoint', 'model')} on {results['images']} images ({results['ground_truth_boxes']} boxes)"
     )
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, label in HEADLINE:
-        table.add_row(label, f"{100 * results[key]:.2f}")
-    table.add_row(
-        "skipped (corrupt / missing masks)", f"{results['corrupt_skipped']} / {results['missing_masks_skipped']}"
-    )
-    console.print(table)
-    sweep = Table(title="segmentation threshold sweep")
-    for column in ("threshold", "drivable mIoU", "lane IoU", "lane acc"):
-        sweep.add_column(column, justify="right")
-    for row in results["sweep"]:
-        sweep.add_row(
-            f"{row['threshold']:.2f}",
-            f"{100 * row['drivable_miou']:.2f}",
-            f"{100 * row['lane_iou']:.2f}",
-            f"{100 * row['lane_acc']:.2f}",
-        )
-    console.print(sweep)
+    rows = [{"metric": m.description, "value": format_value(m.key, results[m.key])} for m in metrics(REPORT)]
+    skipped = f"{results['corrupt_skipped']} / {results['missing_masks_skipped']}"
+    rows.append({"metric": "skipped (corrupt / missing masks)", "value": skipped})
+    console.print(render_rich(REPORT_COLUMNS, rows, title))
+    sweep = [
+        {"threshold": f"{row['threshold']:.2f}", **{m.key: format_value(m.key, row[m.key]) for m in metrics(SWEEP)}}
+        for row in results["sweep"]
+    ]
+    console.print(render_rich(SWEEP_COLUMNS, sweep, "segmentation threshold sweep"))
 
 
 def write_plots(results: dict, out_dir: str | Path) -> list[Path]:
@@ -70,8 +54,8 @@ def write_plots(results: dict, out_dir: str | Path) -> list[Path]:
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(5, 4))
     thresholds = [r["threshold"] for r in results["sweep"]]
-    for key, label in (("drivable_miou", "drivable mIoU"), ("lane_iou", "lane IoU"), ("lane_acc", "lane acc")):
-        ax.plot(thresholds, [r[key] for r in results["sweep"]], marker="o", label=label)
+    for m in metrics(SWEEP):
+        ax.plot(thresholds, [r[m.key] for r in results["sweep"]], marker="o", label=m.description)
     ax.set(xlabel="sigmoid threshold", ylabel="score", title="segmentation threshold sweep")
     ax.legend()
     fig.tight_layout()

@@ -27,7 +27,7 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(model: RMTPPAD, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
     """Write `path/model.safetensors` and `path/model.yaml`; each file is replaced atomically."""
-    from ppad_core import __version__
+    from ppad_core._version import __version__
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ from typing import Any
 
 import yaml
 
-from ppad_core.compress.distill import DistillConfig
 from ppad_core.data.augment import AugmentConfig
 from ppad_core.train.losses import LossConfig
 
@@ -46,6 +45,27 @@ class EMAConfig:
     tau: float = 2000.0
 
 
+DEFAULT_DISTILL_LAYERS = ["backbone.stages.1", "backbone.stages.2", "backbone.stages.3", "encoder"]
+
+
+@dataclass
+class DistillConfig:
+    """The training YAML's `distill` section. `compress` reads it and hands the trainer the matching
+    feature-distillation loss term; the trainer itself never looks at it."""
+
+    teacher: str = ""  # teacher checkpoint directory; empty disables distillation
+    weight: float = 1.0  # the feature loss's weight next to the task losses
+    loss: str = "mse"  # mse | cwd
+    temperature: float = 4.0  # CWD softmax temperature
+    layers: list[str] = field(default_factory=lambda: list(DEFAULT_DISTILL_LAYERS))
+
+    def validate(self) -> None:
+        if self.loss not in ("mse", "cwd"):
+            raise ValueError(f"distill.loss {self.loss!r} is not one of mse, cwd")
+        if self.weight < 0 or self.temperature <= 0:
+            raise ValueError("distill.weight must be >= 0 and distill.temperature > 0")
+
+
 @dataclass
 class TrainConfig:
     model: str = "rmt_ppad_l"  # config name / YAML, or a checkpoint directory to start from
@@ -69,7 +89,6 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        nested = {f.name: f.type for f in dataclasses.fields(cls)}
         kinds = {
             "data": DataConfig,
             "optimizer": OptimizerConfig,
@@ -79,7 +98,7 @@ class TrainConfig:
             "loss": LossConfig,
             "distill": DistillConfig,
         }
-        unknown = set(data) - set(nested)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown training config keys: {sorted(unknown)}")
         values = {}

@@ -13,6 +13,7 @@ import csv
 import math
 import os
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -23,18 +24,26 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ppad_core.compress.distill import FeatureDistiller
 from ppad_core.data.dataset import DrivingDataset, collate
 from ppad_core.evaluate.evaluator import evaluate
-from ppad_core.model.checkpoint import load_checkpoint, load_or_build, save_checkpoint
+from ppad_core.evaluate.metric_table import SELECTION, TRAINING, is_better, keys
+from ppad_core.model.checkpoint import load_or_build, save_checkpoint
 from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.predictor import Predictor
+from ppad_core.train.auxiliary import AuxiliaryLoss, AuxiliaryLossFactory
 from ppad_core.train.config import TrainConfig
 from ppad_core.train.losses import task_losses, total_loss
 
 console = Console(stderr=True)
 STATE_FILE = "last_state.pt"
-METRIC_COLUMNS = ["recall", "map50", "drivable_miou", "lane_iou", "lane_acc", "fitness"]
+# The run's randomness is a function of (config.seed, epoch, rank) alone, which is what makes resume exact:
+# the data order of an epoch is seeded with seed * SEED_STRIDE + epoch, the denoising noise with
+# seed * SEED_STRIDE + epoch * EPOCH_STRIDE + rank. Both strides are primes, so no two (seed, epoch) pairs
+# of realistic runs share a stream.
+SEED_STRIDE = 100_003
+EPOCH_STRIDE = 7919
+VALIDATION_BATCH = 8  # images per validation forward (memory only; the metrics do not depend on it)
+LOGGED_METRICS = keys(TRAINING)  # validation metrics in the epoch log, results.csv and checkpoint provenance
 
 
 class ModelEMA:
@@ -65,7 +74,7 @@ class EpochSampler(torch.utils.data.Sampler):
         self.size, self.seed, self.rank, self.world, self.epoch = size, seed, rank, world, 0
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        generator = torch.Generator().manual_seed(self.seed * SEED_STRIDE + self.epoch)
         order = torch.randperm(self.size, generator=generator).tolist()
         per_rank = math.ceil(self.size / self.world)
         order += order[: per_rank * self.world - self.size]
@@ -108,7 +117,16 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> None:
+    """Trains `config.model` on `config.data`, plus any auxiliary loss terms it is given (e.g. distillation)."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str | Path,
+        resume: bool = False,
+        progress: bool = True,
+        auxiliary: Sequence[AuxiliaryLossFactory] = (),
+    ) -> None:
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress
         self.rank, self.world, self.device = _distributed()
         self.is_main = self.rank == 0
@@ -118,19 +136,16 @@ class Trainer:
         self.model = self._initial_model().to(self.device)
         self.model_config = self.model.config
         self.ema = ModelEMA(self.model, config.ema.decay, config.ema.tau)
-        # after the EMA copy, so only the trained student carries the feature hooks
-        self.distiller = (
-            FeatureDistiller(self.model, load_checkpoint(config.distill.teacher)[0], config.distill)
-            if config.distill.teacher
-            else None
-        )
+        # after the EMA copy, so only the trained student carries the terms' hooks
+        self.auxiliary: list[AuxiliaryLoss] = [build(self.model) for build in auxiliary]
         self.autocast_dtype = _precision(config, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         opt = config.optimizer
         decay = opt.weight_decay * config.batch_size / opt.nominal_batch
         groups = _param_groups(self.model, decay)
-        if self.distiller is not None and len(self.distiller.adapters):
-            groups += _param_groups(self.distiller.adapters, decay)
+        for term in self.auxiliary:
+            if any(True for _ in term.trainable.parameters()):
+                groups += _param_groups(term.trainable, decay)
         if opt.name == "sgd":
             self.optimizer = torch.optim.SGD(groups, lr=opt.lr, momentum=opt.momentum, nesterov=True)
         else:
@@ -182,7 +197,7 @@ class Trainer:
             "best_fitness": self.best_fitness,
             "history": self.history,
             "model_config": self.model_config.to_dict(),
-            "adapters": self.distiller.adapters.state_dict() if self.distiller else {},
+            "auxiliary": {term.name: term.trainable.state_dict() for term in self.auxiliary},
         }
 
     def _save_state(self, epoch: int) -> None:
@@ -201,8 +216,8 @@ class Trainer:
         self.ema.updates = state["ema_updates"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-        if self.distiller is not None:
-            self.distiller.adapters.load_state_dict(state["adapters"])
+        for term in self.auxiliary:
+            term.trainable.load_state_dict(state["auxiliary"][term.name])
         self.best_fitness, self.history = state["best_fitness"], state["history"]
         self.start_epoch = state["epoch"] + 1
         if self.is_main:
@@ -236,13 +251,13 @@ class Trainer:
             last = epoch == cfg.epochs - 1
             if self.is_main and (last or (cfg.val_every and (epoch + 1) % cfg.val_every == 0)):
                 metrics = self.validate()
-                row.update({k: metrics[k] for k in METRIC_COLUMNS})
-                if metrics["fitness"] > self.best_fitness:
-                    self.best_fitness = metrics["fitness"]
+                row.update({k: metrics[k] for k in LOGGED_METRICS})
+                if is_better(SELECTION, metrics[SELECTION], self.best_fitness):
+                    self.best_fitness = metrics[SELECTION]
                     self._save_checkpoint("best", epoch, metrics)
             if self.is_main:
                 self.history.append(row)
-                self._save_checkpoint("last", epoch, {k: row[k] for k in METRIC_COLUMNS if k in row})
+                self._save_checkpoint("last", epoch, {k: row[k] for k in LOGGED_METRICS if k in row})
                 self._save_state(epoch)
                 self._log(row, writer)
             if self.world > 1:
@@ -263,7 +278,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
-        torch.manual_seed(cfg.seed * 100_003 + epoch * 7919 + self.rank)  # denoising noise of this epoch
+        torch.manual_seed(cfg.seed * SEED_STRIDE + epoch * EPOCH_STRIDE + self.rank)  # denoising noise of this epoch
         self.train_set.set_epoch(epoch)
         self.train_set.mosaic_enabled = cfg.augment.mosaic > 0 and epoch < cfg.epochs - cfg.close_mosaic
         self.sampler.epoch = epoch
@@ -307,10 +322,10 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype else nullcontext()
         with autocast:
             outputs = model(images, targets)
-            distill = self.distiller.loss(images) if self.distiller is not None else None
+            extra = {term.name: term.loss(images) for term in self.auxiliary}
         loss, terms = total_loss(outputs, targets, masks, self.config.loss)
-        if distill is not None:
-            loss = loss + distill
+        for value in extra.values():
+            loss = loss + value
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -318,26 +333,24 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.ema.update(self.model)
-        per_task = {f"loss_{k}": float(v.detach()) for k, v in task_losses(terms).items()}
-        if distill is not None:
-            per_task["loss_distill"] = float(distill.detach())
+        per_task = {f"loss_{k}": float(v.detach()) for k, v in {**task_losses(terms), **extra}.items()}
         return {"loss": float(loss.detach()), **per_task}
 
     def validate(self) -> dict:
         predictor = Predictor.from_model(self.ema.model, device=str(self.device))
-        return evaluate(predictor, self.val_set, batch_size=8, progress=self.progress)
+        return evaluate(predictor, self.val_set, batch_size=VALIDATION_BATCH, progress=self.progress)
 
     # ----- outputs ---------------------------------------------------------------------------------------
     def _save_checkpoint(self, name: str, epoch: int, metrics: dict) -> None:
         provenance = {
-            "kind": "distilled" if self.distiller is not None else "trained",
+            "kind": "trained",
             "epochs_completed": epoch + 1,
             "data": str(self.config.data.root),
             "seed": self.config.seed,
-            "metrics": {k: round(float(v), 5) for k, v in metrics.items() if k in METRIC_COLUMNS},
+            "metrics": {k: round(float(v), 5) for k, v in metrics.items() if k in LOGGED_METRICS},
         }
-        if self.distiller is not None:
-            provenance.update(teacher=self.config.distill.teacher, initialised_from=str(self.config.model))
+        for term in self.auxiliary:
+            provenance.update(term.provenance)
         save_checkpoint(self.ema.model, self.run_dir / name, provenance)
 
     def _tensorboard(self):
@@ -351,14 +364,14 @@ class Trainer:
 
     def _log(self, row: dict, writer) -> None:
         path = self.run_dir / "results.csv"
-        losses = ["loss", "loss_detection", "loss_drivable", "loss_lane"] + (["loss_distill"] if self.distiller else [])
-        columns = list(dict.fromkeys(["epoch", *losses, "lr", *METRIC_COLUMNS]))
+        losses = ["loss", "loss_detection", "loss_drivable", "loss_lane"] + [f"loss_{t.name}" for t in self.auxiliary]
+        columns = list(dict.fromkeys(["epoch", *losses, "lr", *LOGGED_METRICS]))
         with open(path, "w", newline="") as f:
             out = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             out.writeheader()
             for r in self.history:
                 out.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-        metrics = " ".join(f"{k}={row[k]:.3f}" for k in METRIC_COLUMNS if k in row)
+        metrics = " ".join(f"{k}={row[k]:.3f}" for k in LOGGED_METRICS if k in row)
         console.print(f"epoch {row['epoch']}/{self.config.epochs} loss {row.get('loss', float('nan')):.3f} {metrics}")
         if writer is not None:
             for key, value in row.items():
@@ -371,7 +384,7 @@ class Trainer:
         table.add_column("value", justify="right")
         table.add_row("epochs", str(summary["epochs"]))
         table.add_row("wall time", f"{summary['minutes']:.1f} min")
-        for key in METRIC_COLUMNS:
+        for key in LOGGED_METRICS:
             if key in summary["final"]:
                 table.add_row(f"final {key}", f"{summary['final'][key]:.4f}")
         table.add_row("best fitness", f"{summary['best_fitness']:.4f}")
