@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from ppad_core.data.synth import render_scene
+from ppad_core.image import letterbox_to_input
 from ppad_core.model.checkpoint import load_checkpoint
 from ppad_core.model.config import ModelConfig
 from ppad_core.runtime.backends import TorchBackend
 from ppad_core.runtime.export import export_onnx, onnx_model_config, onnx_parity, resolve_onnx, sample_inputs
 from ppad_core.runtime.predictor import Predictor
-from ppad_core.runtime.preprocess import letterbox_to_input
 
 from conftest import REPO, run_ppad
 

@@ -18,12 +18,12 @@ from torch import nn
 
 from ppad_core.data.layout import IMAGE_SUFFIXES
 from ppad_core.data.synth import render_scene
+from ppad_core.image import stretch_to_input
 from ppad_core.model.checkpoint import WEIGHTS_FILE, load_checkpoint
 from ppad_core.model.config import ModelConfig
 from ppad_core.model.fusion import fuse_model
 from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.backends import OUTPUT_NAMES, OnnxRuntimeBackend, TorchBackend
-from ppad_core.runtime.preprocess import stretch_to_input
 
 CONFIG_METADATA_KEY = "ppad_model_config"
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from ppad_core.boxes import cxcywh_to_xyxy
+from ppad_core.image import InputTransform, resize_to_input
 from ppad_core.model.checkpoint import load_checkpoint
 from ppad_core.model.config import ModelConfig
 from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from ppad_core.runtime.export import resolve_onnx
-from ppad_core.runtime.preprocess import InputTransform, resize_to_input
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Image preprocessing shared by the dataset reader and the Predictor, so both feed identical pixels."""
+"""Image pre-processing shared by the dataset reader and the Predictor, so both feed identical pixels.
+
+It sits below both `data/` and `runtime/`: neither imports the other for it."""
 
 from __future__ import annotations
 
