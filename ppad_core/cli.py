@@ -235,51 +235,25 @@ def cmd_convert_bdd100k(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_runtime_options(parser: argparse.ArgumentParser, resize: bool = True) -> None:
-    from ppad_core.runtime.backends import BACKENDS, PRECISIONS
+def _add_runtime_options(
+    parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ("input_size",)
+) -> None:
+    from ppad_core.runtime.options import add_runtime_arguments
 
-    group = parser.add_argument_group("runtime")
-    group.add_argument("--backend", choices=BACKENDS, default="torch", help="inference backend (default torch)")
-    group.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    group.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="fp32",
-        help="fp32; bf16 (CPUs with AVX512-BF16/AMX) or fp16 (CUDA) with torch; int8 with onnxruntime",
-    )
-    group.add_argument("--channels-last", action="store_true", help="torch: NHWC memory layout (faster convs)")
-    group.add_argument(
-        "--cuda-graph",
-        action="store_true",
-        help="torch on CUDA: capture the forward once per input shape and replay it (removes per-kernel launch cost)",
-    )
-    if resize:
-        group.add_argument(
-            "--resize",
-            choices=("stretch", "letterbox"),
-            default="stretch",
-            help="stretch (the paper's protocol, default) or aspect-preserving letterbox",
-        )
+    add_runtime_arguments(parser, only, exclude)
 
 
-def _predictor_from_args(args: argparse.Namespace, **kwargs):
+def _predictor_from_args(args: argparse.Namespace):
+    from ppad_core.runtime.options import RuntimeOptions
     from ppad_core.runtime.predictor import Predictor
 
-    return Predictor.from_checkpoint(
-        args.checkpoint,
-        backend=args.backend,
-        device=args.device,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        cuda_graph=args.cuda_graph,
-        **kwargs,
-    )
+    return Predictor.from_checkpoint(args.checkpoint, RuntimeOptions.from_args(args))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ppad_core.runtime.predict import run_predict
 
-    predictor = _predictor_from_args(args, conf_threshold=args.conf, resize=args.resize)
+    predictor = _predictor_from_args(args)
     with console.status("predicting"):
         counts = run_predict(predictor, args.inputs, args.out, save_masks=args.save_masks)
     summary = {"output": str(args.out), **counts}
@@ -292,14 +266,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ppad_core.model.checkpoint import load_checkpoint
-    from ppad_core.runtime.export import ONNX_FILES, export_onnx, onnx_parity, quantize_int8, sample_inputs
+    from ppad_core.runtime.export import ONNX_FILES, check_inputs, export_onnx, onnx_parity, quantize_int8
 
     model = load_checkpoint(args.checkpoint)[0]
     out = Path(args.out) if args.out else Path(args.checkpoint) / ONNX_FILES["fp32"]
     with console.status(f"exporting {out}"):
         export_onnx(model, out, opset=args.opset)
     summary: dict[str, Any] = {"onnx": str(out), "opset": args.opset, "size_mb": round(out.stat().st_size / 2**20, 2)}
-    images = sample_inputs(model.config, args.calib, count=args.calib_count)
+    images = check_inputs(args.checkpoint, model.config, args.calib, args.calib_count, calibrate=args.int8)
     failed = False
     if not args.no_check:
         with console.status("checking ONNX Runtime against PyTorch"):
@@ -323,12 +297,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from ppad_core.data.synth import render_scene
     from ppad_core.runtime.benchmark import default_variants, markdown_table, run_benchmark
+    from ppad_core.runtime.options import RuntimeOptions
 
     labels = args.labels or [Path(m).name for m in args.models]
     if len(labels) != len(args.models):
         raise ValueError(f"--labels names {len(labels)} models but {len(args.models)} were given")
-    variants = default_variants(args.device, int8=args.int8)
+    variants = default_variants(RuntimeOptions.from_args(args), int8=args.int8)
     if args.variants:
         variants = [v for v in variants if any(key in v.label for key in args.variants)]
         if not variants:
@@ -338,12 +314,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         result = run_benchmark(
             list(zip(labels, args.models)),
             variants,
-            device=args.device,
-            input_size=tuple(args.input_size) if args.input_size else None,
+            frame=render_scene(seed=3, split="bench", index=0).image,  # a 1280x720 street scene
             warmup=args.warmup,
             runs=args.runs,
             batch_sizes=tuple(args.batch_sizes),
             on_row=lambda row: _bench_row(table, row),
+            calibration=args.calib,
         )
     final = _bench_table()
     for row in result["rows"]:
@@ -707,9 +683,6 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("checkpoint", help="checkpoint directory")
     pred.add_argument("inputs", nargs="+", help="image files, folders of images, or videos")
     pred.add_argument("--out", required=True, help="output folder")
-    pred.add_argument(
-        "--conf", type=float, default=None, help="detection score threshold (default: the checkpoint's, 0.25)"
-    )
     pred.add_argument("--save-masks", action="store_true", help="also write the two masks as PNG per image")
     pred.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
     _add_runtime_options(pred)
@@ -750,7 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=int, default=0, help="data loading processes (default 0)")
     ev.add_argument("--plots", metavar="DIR", help="write PR curve and threshold sweep PNGs to DIR")
     ev.add_argument("--json", metavar="FILE", help="write all results as JSON to FILE")
-    _add_runtime_options(ev, resize=False)
+    _add_runtime_options(ev, exclude=("input_size", "resize", "score_threshold"))
     ev.set_defaults(func=cmd_eval)
 
     exp = sub.add_parser(
@@ -766,7 +739,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", help="output file (default CHECKPOINT/model.onnx)")
     exp.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
     exp.add_argument("--int8", action="store_true", help="also write an INT8 model calibrated on --calib")
-    exp.add_argument("--calib", help="folder of calibration/check images (default: rendered synthetic scenes)")
+    exp.add_argument(
+        "--calib",
+        help="folder of calibration/check images (default: the checkpoint's recorded training data; without "
+        "either, --int8 is refused and the parity check runs on seeded noise)",
+    )
     exp.add_argument("--calib-count", type=int, default=32, help="images used for calibration (default 32)")
     exp.add_argument("--tolerance", type=float, default=1e-3, help="max |diff| of boxes and scores (default 1e-3)")
     exp.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
@@ -784,12 +761,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("models", nargs="+", help="checkpoint directories or config names (first = reference)")
     bench.add_argument("--labels", nargs="+", help="row labels, e.g. teacher student")
-    bench.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="override the input size")
-    bench.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    _add_runtime_options(bench, only=("device", "input_size"))
     bench.add_argument("--warmup", type=int, default=2, help="warm-up runs (default 2)")
     bench.add_argument("--runs", type=int, default=10, help="timed runs at batch 1 (default 10)")
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="throughput batches (default 1 8)")
     bench.add_argument("--int8", action="store_true", help="include ONNX Runtime INT8 (CPU)")
+    bench.add_argument(
+        "--calib",
+        help="INT8 calibration images (default: each checkpoint's recorded training data, else the benchmark frame)",
+    )
     bench.add_argument("--variants", nargs="+", help="only variants whose label contains one of these words")
     bench.add_argument("--json", metavar="FILE", help="write all figures as JSON")
     bench.add_argument("--markdown", metavar="FILE", help="write the table as Markdown (benchmarks/RESULTS.md)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import statistics
 import tempfile
 import time
@@ -21,6 +22,7 @@ from ppad_core.model.complexity import count_macs, count_parameters
 from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from ppad_core.runtime.export import export_onnx
+from ppad_core.runtime.options import RuntimeOptions
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.train.config import load_train_config
 from ppad_core.train.trainer import METRIC_COLUMNS, Trainer
@@ -34,7 +36,7 @@ def calibration_loader(
 ) -> Callable[[], Iterator[dict]]:
     """Fresh shuffled passes over a labelled split (no augmentation): what the Taylor statistics see."""
     dataset = DrivingDataset(data_root, split, model_config.input_size, model_config.num_classes)
-    passes = iter(range(1_000_000))
+    passes = itertools.count()  # pass k reshuffles with seed + k, however many passes the caller takes
 
     def batches() -> Iterator[dict]:
         generator = torch.Generator().manual_seed(seed + next(passes))
@@ -142,7 +144,7 @@ def _latency_key(backend: str) -> str:
 
 def _cpu_backends(model: RMTPPAD, onnx_path: Path) -> dict[str, Backend]:
     return {
-        "torch": TorchBackend(model, channels_last=True),
+        "torch": TorchBackend(model, RuntimeOptions(channels_last=True)),
         "onnxruntime": OnnxRuntimeBackend(export_onnx(model, onnx_path)),
     }
 
