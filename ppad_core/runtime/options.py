@@ -26,6 +26,14 @@ CHECKPOINT_SCORE_THRESHOLD = -1.0  # score_threshold below 0: the checkpoint's o
 CHECKPOINT_INPUT_SIZE = 0  # an input_size entry of 0: the checkpoint's own
 
 
+class OptionError(ValueError):
+    """A runtime option has a value it does not accept; `option` is its field name."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 @dataclass(frozen=True)
 class Knob:
     """The description of one runtime option. `flag` is its `ppad` spelling ("" = not a flag); `node` says
@@ -87,24 +95,27 @@ class RuntimeOptions:
     fuse: bool = _knob(True, "torch: fold Conv+BN and merge RepConv (false: the eager benchmark baseline)", node=False)
 
     def validate(self) -> RuntimeOptions:
-        """These options, or a ValueError naming the option and what it accepts."""
+        """These options, or an OptionError (a ValueError) naming the option and what it accepts."""
         for item in dataclasses.fields(self):
             _check_knob(item.name, getattr(self, item.name), item.metadata["knob"])
         if not DEVICE_PATTERN.fullmatch(self.device):
-            raise ValueError(f"device={self.device!r} is not one of cpu, cuda, cuda:N")
+            raise OptionError("device", f"device={self.device!r} is not one of cpu, cuda, cuda:N")
         allowed = BACKEND_PRECISIONS[self.backend]
         if self.precision not in allowed:
-            raise ValueError(
-                f"precision={self.precision!r} is not available with the {self.backend} backend ({', '.join(allowed)})"
+            raise OptionError(
+                "precision",
+                f"precision={self.precision!r} is not available with the {self.backend} backend ({', '.join(allowed)})",
             )
         if self.precision == "fp16" and not self.on_cuda:
-            raise ValueError("precision='fp16' needs a CUDA device; on CPU use bf16 (or fp32)")
+            raise OptionError("precision", "precision='fp16' needs a CUDA device; on CPU use bf16 (or fp32)")
         if self.cuda_graph and self.backend != "torch":
-            raise ValueError("cuda_graph is an option of the torch backend")
+            raise OptionError("cuda_graph", "cuda_graph is an option of the torch backend")
         if self.cuda_graph and not self.on_cuda:
-            raise ValueError(f"cuda_graph needs a CUDA device, not device={self.device!r}")
+            raise OptionError("cuda_graph", f"cuda_graph needs a CUDA device, not device={self.device!r}")
         if len(self.input_size) != 2 or any(side % 32 for side in self.input_size):
-            raise ValueError(f"input_size={self.input_size} must be (height, width), multiples of 32 (or 0)")
+            raise OptionError(
+                "input_size", f"input_size={self.input_size} must be (height, width), multiples of 32 (or 0)"
+            )
         return self
 
     @property
@@ -123,9 +134,10 @@ class RuntimeOptions:
         if size == tuple(config.input_size):
             return config
         if fixed_size:
-            raise ValueError(
+            raise OptionError(
+                "input_size",
                 f"input_size={size}: the ONNX graph was exported at {tuple(config.input_size)}; "
-                "another input size needs the torch backend"
+                "another input size needs the torch backend",
             )
         resized = dataclasses.replace(config, input_size=size)
         resized.validate()
@@ -148,12 +160,12 @@ class RuntimeOptions:
 
 def _check_knob(name: str, value: Any, knob: Knob) -> None:
     if knob.choices and value not in knob.choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(knob.choices)}")
+        raise OptionError(name, f"{name}={value!r} is not one of {', '.join(knob.choices)}")
     for part in value if isinstance(value, tuple) else (value,):
         if knob.minimum is not None and part < knob.minimum:
-            raise ValueError(f"{name}={value!r} is below its minimum {knob.minimum}")
+            raise OptionError(name, f"{name}={value!r} is below its minimum {knob.minimum}")
         if knob.maximum is not None and part > knob.maximum:
-            raise ValueError(f"{name}={value!r} is above its maximum {knob.maximum}")
+            raise OptionError(name, f"{name}={value!r} is above its maximum {knob.maximum}")
 
 
 KNOBS: dict[str, Knob] = {item.name: item.metadata["knob"] for item in dataclasses.fields(RuntimeOptions)}
