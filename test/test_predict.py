@@ -51,7 +51,7 @@ def test_cli_predict_writes_overlays_and_json_for_images_and_video(checkpoint, t
         cv2.imwrite(str(images / f"frame{i}.jpg"), render_scene(1, "val", i).image)
     (images / "broken.jpg").write_bytes(b"nope")
     video = tmp_path / "drive.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 360))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (640, 360))
     for i in range(3):
         writer.write(cv2.resize(render_scene(2, "val", i).image, (640, 360)))
     writer.release()
@@ -73,7 +73,9 @@ def test_cli_predict_writes_overlays_and_json_for_images_and_video(checkpoint, t
     overlay = cv2.imread(str(out / "frame0.jpg"))
     assert overlay.shape == (720, 1280, 3)
     assert cv2.imread(str(out / "frame0_lane.png"), cv2.IMREAD_GRAYSCALE).shape == (720, 1280)
-    assert cv2.VideoCapture(str(out / "drive.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 3
+    overlay_video = cv2.VideoCapture(str(out / "drive.mp4"))
+    assert overlay_video.get(cv2.CAP_PROP_FRAME_COUNT) == 3
+    assert overlay_video.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)  # the source's rate, not a fixed 10
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(records) == 5 and records[2]["name"] == "drive.mp4#0"
     for record in records:

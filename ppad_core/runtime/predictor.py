@@ -93,11 +93,15 @@ class Predictor:
             images_uint8 = images_uint8.numpy()
         return self.backend(images_uint8)
 
+    def network_masks(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """uint8 0/1 masks [B, 2, H, W] at the network input size, at the checkpoint's thresholds."""
+        return (outputs["seg_logits"] > self.seg_logit_thresholds[None, :, None, None]).view(np.uint8)
+
     def postprocess(self, outputs: dict[str, np.ndarray], transforms: list[InputTransform]) -> list[Prediction]:
         """Confident boxes in original pixels (no NMS: queries are one-to-one) and thresholded masks."""
         best_scores = outputs["scores"].max(-1)
         class_ids = outputs["scores"].argmax(-1)
-        masks = (outputs["seg_logits"] > self.seg_logit_thresholds[None, :, None, None]).view(np.uint8)
+        masks = self.network_masks(outputs)
         input_h, input_w = self.config.input_size
         input_scale = np.array([input_w, input_h, input_w, input_h], np.float32)
         results = []
