@@ -270,10 +270,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     model = load_checkpoint(args.checkpoint)[0]
     out = Path(args.out) if args.out else Path(args.checkpoint) / ONNX_FILES["fp32"]
+    images = check_inputs(args.checkpoint, model.config, args.calib, args.calib_count, calibrate=args.int8)
     with console.status(f"exporting {out}"):
         export_onnx(model, out, opset=args.opset)
     summary: dict[str, Any] = {"onnx": str(out), "opset": args.opset, "size_mb": round(out.stat().st_size / 2**20, 2)}
-    images = check_inputs(args.checkpoint, model.config, args.calib, args.calib_count, calibrate=args.int8)
     failed = False
     if not args.no_check:
         with console.status("checking ONNX Runtime against PyTorch"):

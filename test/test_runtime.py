@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 
@@ -10,13 +11,22 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from ppad_core.data.synth import render_scene
 from ppad_core.image import letterbox_to_input
 from ppad_core.model.checkpoint import load_checkpoint
 from ppad_core.model.config import ModelConfig
 from ppad_core.runtime.backends import TorchBackend
-from ppad_core.runtime.export import export_onnx, onnx_model_config, onnx_parity, resolve_onnx, sample_inputs
+from ppad_core.runtime.benchmark import bench_calibration, build_predictor, default_variants, load_for_bench
+from ppad_core.runtime.export import (
+    calibration_dir,
+    export_onnx,
+    onnx_model_config,
+    onnx_parity,
+    resolve_onnx,
+    sample_inputs,
+)
 from ppad_core.runtime.options import RuntimeOptions
 from ppad_core.runtime.predictor import Predictor
 
@@ -242,3 +252,46 @@ def test_cli_bench_reports_every_variant_with_ratios_and_floor(tmp_path):
     demo = next(r for r in rows if r["model"] == "demo")
     assert demo["input_size"] == [256, 448] and demo["parameters"] == 1_927_379
     assert "| demo | torch eager fp32 | 256x448 |" in markdown.read_text()
+
+
+def _copy_checkpoint(target, provenance_data):
+    target.mkdir()
+    (target / "model.safetensors").write_bytes((DEMO / "model.safetensors").read_bytes())
+    meta = yaml.safe_load((DEMO / "model.yaml").read_text())
+    if provenance_data is None:
+        meta["provenance"].pop("data")
+    else:
+        meta["provenance"]["data"] = str(provenance_data)
+    (target / "model.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    return target
+
+
+def test_int8_calibration_takes_the_given_or_recorded_data_and_never_defaults(tmp_path, scene_folder):
+    recorded = _copy_checkpoint(tmp_path / "recorded", scene_folder)
+    assert calibration_dir(recorded) == scene_folder  # the checkpoint's own training data
+    assert calibration_dir(recorded, tmp_path) == tmp_path  # what it is told wins
+    with pytest.raises(FileNotFoundError, match="was trained on .*missing, which is not here; give --calib"):
+        calibration_dir(_copy_checkpoint(tmp_path / "moved", tmp_path / "missing"))
+    unrecorded = _copy_checkpoint(tmp_path / "unrecorded", None)
+    with pytest.raises(ValueError, match="records no training data .* give a folder of images with --calib"):
+        calibration_dir(unrecorded)
+    with pytest.raises(ValueError, match="records no training data"):
+        calibration_dir("rmt_ppad_s")  # an architecture config: no data at all
+    result = run_ppad("export", str(unrecorded), "--int8", "--out", str(tmp_path / "x.onnx"), check=False)
+    assert result.returncode == 2 and "INT8 calibration needs images" in result.stderr
+    assert not (tmp_path / "x.onnx").exists()  # refused before anything is written
+
+
+def test_bench_variants_are_runtime_options_and_share_one_input_size_override(tmp_path):
+    base = RuntimeOptions(input_size=(128, 160))
+    variants = default_variants(base, int8=True)
+    assert variants[0].label == "torch eager fp32" and not variants[0].options.fuse
+    assert all(v.options.input_size == (128, 160) and v.options == v.options.validate() for v in variants)
+    assert [v.options.precision for v in variants if v.options.backend == "onnxruntime"] == ["fp32", "int8"]
+    model = load_for_bench(str(REPO / "test" / "data" / "rmt_ppad_tiny.yaml"))
+    frame = render_scene(3, "bench", 0, width=320, height=180).image
+    for variant in (variants[1], variants[-1]):  # torch fused fp32 and onnxruntime int8
+        calibrate = functools.partial(bench_calibration, "rmt_ppad_tiny", base.model_config(model.config), None, frame)
+        predictor = build_predictor(model, variant.options, tmp_path, calibrate)
+        assert predictor.config.input_size == (128, 160) and model.config.input_size != (128, 160)
+        assert predictor.predict([frame])[0][0].drivable_mask.shape == (180, 320)
