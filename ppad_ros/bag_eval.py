@@ -1,5 +1,7 @@
 """`bag_eval`: replay a rosbag2 of camera images and measure accuracy, latency and dropped frames.
 
+The command line only: the replay itself is ppad_ros.replay (offline) and ppad_ros.live_replay (live).
+
 offline: every frame through the Predictor in this process (deterministic; compute latency).
 live:    frames published at the recorded rate (times --rate) to a running perception node; its
          `perception` outputs are matched by header stamp (end-to-end latency, drops, the node's
@@ -13,211 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
 from rich.console import Console
-from rich.table import Table
 
-from ppad_core.boxes import xyxy_to_cxcywh
-from ppad_core.data.dataset import load_targets
-from ppad_core.data.layout import DatasetLayout
-from ppad_core.evaluate.evaluator import add_batch
-from ppad_core.evaluate.metrics import MetricAccumulator, segmentation_scores
 from ppad_core.model.config import ModelConfig
-from ppad_core.runtime.predictor import Prediction, Predictor
-from ppad_core.runtime.visualize import draw_overlay
-from ppad_ros.bag_io import COMPRESSED, BagError, BagFrame, read_frames
-from ppad_ros.image_conversion import compressed_to_bgr, image_to_bgr
+from ppad_core.runtime.options import RuntimeOptions, add_runtime_arguments
+from ppad_core.runtime.predictor import Predictor
+from ppad_ros.bag_io import BagError, read_frames
+from ppad_ros.replay import LabelSource, print_summary, run_offline, summarise, write_results
 
 console = Console(stderr=True, soft_wrap=True)
-SUMMARY_METRICS = ("recall", "map50", "map50_95", "drivable_miou", "lane_iou", "lane_acc")
-OVERLAY_FRAMES = 8
-
-
-def decode(frame: BagFrame) -> np.ndarray:
-    return compressed_to_bgr(frame.msg) if frame.msg.__msgtype__ == COMPRESSED else image_to_bgr(frame.msg)
-
-
-@dataclass
-class Targets:
-    labels: np.ndarray  # [N] class ids
-    boxes: np.ndarray  # [N, 4] normalised cxcywh
-    masks: np.ndarray  # [2, H, W] 0/1 at the network input size
-
-
-class LabelSource:
-    """Ground truth per frame: dataset labels by image name, or a reference model's predictions."""
-
-    def __init__(self, config: ModelConfig, labels: str | None, split: str, reference: Predictor | None) -> None:
-        self.config, self.reference = config, reference
-        self.layout = DatasetLayout(labels, split) if labels else None
-
-    def __call__(self, frame: BagFrame, image: np.ndarray) -> Targets:
-        if self.reference is not None:
-            return reference_targets(self.reference, image, self.config.input_size)
-        if frame.name is None:
-            raise BagError(
-                f"frame {frame.index} (stamp {frame.stamp_ns}) has no recorded image name to find its labels"
-            )
-        labels, boxes, masks = load_targets(
-            self.layout.sample(frame.name), self.config.input_size, self.config.num_classes
-        )
-        return Targets(labels, boxes, masks)
-
-
-def reference_targets(reference: Predictor, image: np.ndarray, input_size: tuple[int, int]) -> Targets:
-    """A reference model's confident boxes and its thresholded masks (at the network resolution) as ground truth."""
-    batch, transforms = reference.preprocess([image])
-    outputs = reference.forward(batch)
-    (prediction,) = reference.postprocess(outputs, transforms)
-    height, width = image.shape[:2]
-    boxes = xyxy_to_cxcywh(prediction.boxes / np.array([width, height, width, height], np.float32))
-    masks = (outputs["seg_logits"][0] > reference.seg_logit_thresholds[:, None, None]).astype(np.uint8)
-    if masks.shape[1:] != tuple(input_size):
-        masks = np.stack([cv2.resize(m, input_size[::-1], interpolation=cv2.INTER_NEAREST) for m in masks])
-    return Targets(prediction.class_ids.astype(np.int64), boxes.astype(np.float32), masks)
-
-
-def _batch(targets: Targets, image_size: tuple[int, int]) -> dict:
-    return {
-        "original_sizes": [image_size],
-        "targets": [{"labels": torch.from_numpy(targets.labels), "boxes": torch.from_numpy(targets.boxes)}],
-        "masks": torch.from_numpy(targets.masks)[None],
-    }
-
-
-def frame_scores(seg_probs: np.ndarray, targets: Targets, thresholds: list[float]) -> dict[str, float]:
-    return {
-        f"{task}_iou": segmentation_scores(seg_probs[i] > thresholds[i], targets.masks[i] > 0)["iou"]
-        for i, task in enumerate(("drivable", "lane"))
-    }
-
-
-@dataclass
-class Replay:
-    """What a replay collected: per-frame records, the protocol accumulator, overlays."""
-
-    config: ModelConfig
-    accumulator: MetricAccumulator
-    records: list[dict] = field(default_factory=list)
-    overlays: list[np.ndarray] = field(default_factory=list)
-
-    def overlay(self, image: np.ndarray, prediction: Prediction) -> None:
-        if len(self.overlays) < OVERLAY_FRAMES:
-            self.overlays.append(draw_overlay(image, prediction, self.config.class_names))
-
-
-def run_offline(predictor: Predictor, frames, labels: LabelSource | None) -> Replay:
-    replay = Replay(predictor.config, MetricAccumulator(tuple(predictor.config.seg_thresholds)))
-    for frame in frames:
-        image = decode(frame)
-        outputs, (prediction,), times = predictor.run([image])
-        record = {
-            "index": frame.index,
-            "stamp_ns": frame.stamp_ns,
-            "name": frame.name,
-            "detections": len(prediction.boxes),
-            "preprocess_ms": times.preprocess_ms,
-            "inference_ms": times.inference_ms,
-            "postprocess_ms": times.postprocess_ms,
-        }
-        if labels is not None:
-            targets = labels(frame, image)
-            probs = add_batch(replay.accumulator, outputs, _batch(targets, image.shape[:2]))[0]
-            record.update(
-                frame_scores(probs, targets, predictor.config.seg_thresholds), ground_truth=len(targets.labels)
-            )
-        replay.records.append(record)
-        replay.overlay(image, prediction)
-    return replay
-
-
-def summarise(replay: Replay, mode: str, extra: dict) -> dict:
-    summary: dict = {"mode": mode, "frames": len(replay.records), **extra}
-    if replay.accumulator.images:
-        metrics = replay.accumulator.compute()
-        summary["metrics"] = {k: metrics[k] for k in SUMMARY_METRICS if k in metrics}
-    for key in ("inference_ms", "end_to_end_ms"):
-        values = [r[key] for r in replay.records if key in r]
-        if values:
-            summary[key] = {
-                "p50": float(np.percentile(values, 50)),
-                "p95": float(np.percentile(values, 95)),
-                "max": float(max(values)),
-                "mean": statistics.fmean(values),
-            }
-    return summary
-
-
-def write_results(replay: Replay, summary: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "frames.jsonl", "w") as handle:
-        for record in replay.records:
-            handle.write(json.dumps(record) + "\n")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    for i, image in enumerate(replay.overlays):
-        cv2.imwrite(str(out / f"overlay_{i:02d}.jpg"), image)
-    _plot(replay.records, out / "frames.png")
-
-
-def _plot(records: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    latency_key = "end_to_end_ms" if any("end_to_end_ms" in r for r in records) else "inference_ms"
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    shown = [r for r in records if latency_key in r]
-    top.plot([r["index"] for r in shown], [r[latency_key] for r in shown], ".-")
-    top.set_ylabel(latency_key.replace("_", " "))
-    for key in ("drivable_iou", "lane_iou"):
-        scored = [r for r in records if key in r]
-        bottom.plot([r["index"] for r in scored], [r[key] for r in scored], ".-", label=key)
-    bottom.set_xlabel("frame")
-    bottom.set_ylabel("IoU")
-    bottom.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def print_summary(summaries: dict[str, dict], stderr: bool = False) -> None:
-    """One column per run (e.g. student and teacher side by side)."""
-    table = Table(title="bag_eval")
-    table.add_column("")
-    for name in summaries:
-        table.add_column(name, justify="right")
-    rows = [("mode", lambda s: s["mode"]), ("frames published/read", lambda s: s["frames"])]
-    if any("outputs" in s for s in summaries.values()):
-        rows += [
-            ("outputs received", lambda s: s.get("outputs", "-")),
-            ("frames without output", lambda s: s.get("dropped", "-")),
-            ("node: received / processed / dropped", lambda s: _node_counts(s)),
-        ]
-    for key in ("end_to_end_ms", "inference_ms"):
-        for stat in ("p50", "p95", "max"):
-            rows.append((f"{key.replace('_ms', '')} {stat} (ms)", lambda s, k=key, t=stat: _fmt(s.get(k, {}).get(t))))
-    for metric in SUMMARY_METRICS:
-        rows.append((metric, lambda s, m=metric: _fmt(100 * s["metrics"][m]) if m in s.get("metrics", {}) else "-"))
-    for label, getter in rows:
-        table.add_row(label, *(str(getter(s)) for s in summaries.values()))
-    Console(stderr=stderr, width=max(Console().width, 100)).print(table)
-
-
-def _node_counts(summary: dict) -> str:
-    node = summary.get("node_diagnostics")
-    return f"{node['frames_received']} / {node['frames_processed']} / {node['frames_dropped']}" if node else "-"
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.2f}"
+RUNTIME_FLAGS = ("backend", "device", "precision", "channels_last", "cuda_graph", "onnx_cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,10 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=120.0, help="live: seconds to wait for the node")
     parser.add_argument("--label", help="name of this run in tables (default: mode and model)")
     parser.add_argument("--compare", nargs="*", default=[], help="summary.json files printed side by side")
-    parser.add_argument("--backend", default="torch", help="offline backend (torch, onnxruntime)")
-    parser.add_argument("--channels-last", action="store_true", help="offline torch: NHWC layout")
     parser.add_argument("--out", default="runs/bag_eval", help="output folder (default runs/bag_eval)")
     parser.add_argument("--json", action="store_true", help="print the summary JSON to stdout")
+    add_runtime_arguments(parser, only=RUNTIME_FLAGS)  # offline: the model and the reference run this way
     return parser
 
 
@@ -260,8 +69,9 @@ def _run(args: argparse.Namespace) -> int:
     topic, frames, source = read_frames(args.bag, args.topic)
     if not args.checkpoint:
         raise ValueError("--checkpoint is required (the model to run offline, or the live node's model for scoring)")
-    predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend, channels_last=args.channels_last)
-    labels = _label_source(args, source, predictor.config)
+    options = RuntimeOptions.from_args(args)
+    predictor = Predictor.from_checkpoint(args.checkpoint, options)
+    labels = _label_source(args, source, predictor.config, options)
     extra = {
         "bag": str(args.bag),
         "topic": topic,
@@ -287,11 +97,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _label_source(args, source: dict, config: ModelConfig) -> LabelSource | None:
+def _label_source(
+    args: argparse.Namespace, source: dict, config: ModelConfig, options: RuntimeOptions
+) -> LabelSource | None:
     if args.no_labels:
         return None
     if args.reference:
-        return LabelSource(config, None, args.split, Predictor.from_checkpoint(args.reference))
+        return LabelSource(config, None, args.split, Predictor.from_checkpoint(args.reference, options))
     if args.labels:
         return LabelSource(config, args.labels, args.split, None)
     if not source.get("root"):
@@ -300,7 +112,7 @@ def _label_source(args, source: dict, config: ModelConfig) -> LabelSource | None
     return LabelSource(config, str(root), source.get("split", args.split), None)
 
 
-def _ground_truth_name(args, source: dict) -> str:
+def _ground_truth_name(args: argparse.Namespace, source: dict) -> str:
     if args.no_labels:
         return "none"
     if args.reference:

@@ -8,20 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ppad_ros.resources import config_dir
+
 PROFILES = ("teacher", "student")
-
-
-def config_dir() -> Path:
-    """config/ of the installed package (share/ppad_ros/config), else of this source checkout."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        installed = Path(get_package_share_directory("ppad_ros")) / "config"
-        if installed.is_dir():
-            return installed
-    except (ImportError, LookupError, ValueError):
-        pass
-    return Path(__file__).resolve().parent.parent / "config"
 
 
 def profile_params_file(profile: str, directory: Path | None = None) -> Path:

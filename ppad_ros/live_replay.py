@@ -7,7 +7,6 @@ import array
 import threading
 import time
 
-import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -17,12 +16,15 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ppad_core.evaluate.metrics import MetricAccumulator
 from ppad_core.model.config import ModelConfig
-from ppad_core.runtime.predictor import Prediction
-from ppad_ros.bag_eval import LabelSource, Replay, Targets, decode, frame_scores
 from ppad_ros.bag_io import COMPRESSED, BagError, BagFrame
+from ppad_ros.messages import result_prediction
 from ppad_ros.msg import PerceptionResult
+from ppad_ros.replay import LabelSource, Replay, decode, score_published
 
 SETTLE_S = 3.0  # after the last frame: wait this long without new outputs before concluding
+# Seeing the node's subscription only proves this side discovered it; the node discovers this publisher a
+# moment later, and frames published before that are lost. One second covers discovery on loopback.
+CONNECTION_SETTLE_S = 1.0
 
 
 def to_ros(frame: BagFrame):
@@ -44,57 +46,6 @@ def to_ros(frame: BagFrame):
     out.header.stamp.sec, out.header.stamp.nanosec = msg.header.stamp.sec, msg.header.stamp.nanosec
     out.header.frame_id = msg.header.frame_id
     return out
-
-
-def result_prediction(result: PerceptionResult) -> Prediction:
-    """A node's PerceptionResult back into a Prediction (pixels, class ids, masks)."""
-    boxes, scores, classes = [], [], []
-    for detection in result.detections.detections:
-        centre, box = detection.bbox.center.position, detection.bbox
-        boxes.append(
-            [centre.x - box.size_x / 2, centre.y - box.size_y / 2, centre.x + box.size_x / 2, centre.y + box.size_y / 2]
-        )
-        hypothesis = detection.results[0].hypothesis
-        scores.append(hypothesis.score)
-        classes.append(int(hypothesis.class_id) if hypothesis.class_id.isdigit() else 0)
-
-    def mask(image: Image) -> np.ndarray:
-        return np.frombuffer(image.data, np.uint8).reshape(image.height, image.step)[:, : image.width].copy()
-
-    return Prediction(
-        np.array(boxes, np.float32).reshape(-1, 4),
-        np.array(scores, np.float32),
-        np.array(classes, np.int64),
-        mask(result.drivable_area_mask),
-        mask(result.lane_line_mask),
-    )
-
-
-def score_published(accumulator: MetricAccumulator, prediction: Prediction, targets: Targets, size, config) -> dict:
-    """Protocol metrics of what the node published (thresholded boxes; binary masks at network size)."""
-    import torch
-
-    from ppad_core.boxes import cxcywh_to_xyxy
-
-    height, width = size
-    scale = np.array([width, height, width, height], np.float32)
-    accumulator.add_detections(
-        torch.from_numpy(prediction.boxes / scale),
-        torch.from_numpy(prediction.scores),
-        torch.from_numpy(prediction.class_ids),
-        cxcywh_to_xyxy(torch.from_numpy(targets.boxes)),
-        torch.from_numpy(targets.labels),
-        image_size=(height, width),
-    )
-    input_h, input_w = config.input_size
-    probs = np.stack(
-        [
-            cv2.resize(m, (input_w, input_h), interpolation=cv2.INTER_NEAREST)
-            for m in (prediction.drivable_mask, prediction.lane_mask)
-        ]
-    ).astype(np.float32)
-    accumulator.add_segmentation(probs, targets.masks)
-    return frame_scores(probs, targets, config.seg_thresholds)
 
 
 class _Collector:
@@ -168,7 +119,7 @@ def run_live(
     try:
         compressed = frames[0].msg.__msgtype__ == COMPRESSED
         collector.wait_for_node(compressed, timeout)
-        time.sleep(1.0)  # let the data connection settle before the first frame
+        time.sleep(CONNECTION_SETTLE_S)
         before = collector.counts()
         published = _publish(collector, frames, compressed, rate)
         _settle(collector, published)
@@ -217,7 +168,7 @@ def _score(frames, published, outputs, config: ModelConfig, labels: LabelSource 
         record = {"index": frame.index, "stamp_ns": frame.stamp_ns, "name": frame.name, "output": False}
         if frame.stamp_ns in outputs:
             arrival, result = outputs[frame.stamp_ns]
-            prediction = result_prediction(result)
+            prediction = result_prediction(result, config.class_names)
             record.update(
                 output=True,
                 end_to_end_ms=(arrival - published[frame.stamp_ns]) * 1e3,

@@ -1,7 +1,9 @@
-"""Predictions -> ROS messages (vision_msgs 4.1 detections and labels, mono8 masks, the combined result)."""
+"""Predictions <-> ROS messages (vision_msgs 4.1 detections and labels, mono8 masks, the combined result): the
+encoders the node publishes with and the decoder of a published result, kept together so they agree."""
 
 from __future__ import annotations
 
+import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import (
@@ -35,11 +37,25 @@ def detections_message(
         detection.bbox.size_x = x2 - x1
         detection.bbox.size_y = y2 - y1
         hypothesis = ObjectHypothesisWithPose()
-        hypothesis.hypothesis.class_id = class_names[class_id] if class_id_mode == "name" else str(class_id)
+        hypothesis.hypothesis.class_id = encode_class_id(class_id, class_names, class_id_mode)
         hypothesis.hypothesis.score = float(score)
         detection.results.append(hypothesis)
         array.detections.append(detection)
     return array
+
+
+def encode_class_id(class_id: int, class_names: list[str], class_id_mode: str = "index") -> str:
+    """ObjectHypothesis.class_id: the decimal class index, or the class name when `class_id_mode` is name."""
+    return class_names[class_id] if class_id_mode == "name" else str(class_id)
+
+
+def decode_class_id(class_id: str, class_names: list[str]) -> int:
+    """The class index behind an ObjectHypothesis.class_id written in either mode."""
+    if class_id.isdigit():
+        return int(class_id)
+    if class_id not in class_names:
+        raise ValueError(f"class_id {class_id!r} is neither an index nor one of the classes {class_names}")
+    return class_names.index(class_id)
 
 
 def mask_message(mask, header: Header) -> Image:
@@ -71,4 +87,28 @@ def combined_message(
         preprocess_ms=float(times.preprocess_ms),
         inference_ms=float(times.inference_ms),
         postprocess_ms=float(times.postprocess_ms),
+    )
+
+
+def mask_from_message(image: Image) -> np.ndarray:
+    """A mono8 mask message back into a [H, W] uint8 array (row padding dropped)."""
+    return np.frombuffer(image.data, np.uint8).reshape(image.height, image.step)[:, : image.width].copy()
+
+
+def result_prediction(result: PerceptionResult, class_names: list[str]) -> Prediction:
+    """A published PerceptionResult back into the Prediction it was made from (pixels, class ids, masks)."""
+    boxes, scores, classes = [], [], []
+    for detection in result.detections.detections:
+        centre, box = detection.bbox.center.position, detection.bbox
+        half_w, half_h = box.size_x / 2, box.size_y / 2
+        boxes.append([centre.x - half_w, centre.y - half_h, centre.x + half_w, centre.y + half_h])
+        hypothesis = detection.results[0].hypothesis
+        scores.append(hypothesis.score)
+        classes.append(decode_class_id(hypothesis.class_id, class_names))
+    return Prediction(
+        np.array(boxes, np.float32).reshape(-1, 4),
+        np.array(scores, np.float32),
+        np.array(classes, np.int64),
+        mask_from_message(result.drivable_area_mask),
+        mask_from_message(result.lane_line_mask),
     )

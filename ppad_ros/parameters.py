@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ppad_core.runtime.options import DEFAULT_OPTIONS, KNOBS, OptionError, RuntimeOptions
 from ppad_ros.image_conversion import DEFAULT_MAX_PIXELS
 
 
@@ -19,6 +20,30 @@ class ParameterSpec:
     maximum: float | None = None
 
 
+INPUT_SIDES = ("input_height", "input_width")  # the node's two parameters for RuntimeOptions.input_size
+
+
+def runtime_parameters() -> tuple[ParameterSpec, ...]:
+    """The RuntimeOptions knobs the node declares, with their defaults, choices, ranges and help."""
+    specs = []
+    for name, knob in KNOBS.items():
+        default = getattr(DEFAULT_OPTIONS, name)
+        if not knob.node:
+            continue
+        if name == "input_size":
+            specs += [
+                ParameterSpec(side, value, _side_help(side), minimum=knob.minimum)
+                for side, value in zip(INPUT_SIDES, default)
+            ]
+        else:
+            specs.append(ParameterSpec(name, default, knob.help, knob.choices, knob.minimum, knob.maximum))
+    return tuple(specs)
+
+
+def _side_help(side: str) -> str:
+    return f"network input {side.removeprefix('input_')} (multiple of 32); 0: the checkpoint's"
+
+
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "checkpoint",
@@ -27,31 +52,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "against the working directory, then the package's share directory",
     ),
     ParameterSpec("model_name", "", "name published in each PerceptionResult; empty: the checkpoint folder name"),
-    ParameterSpec("backend", "torch", "inference backend", choices=("torch", "onnxruntime")),
-    ParameterSpec("device", "cpu", "cpu, cuda or cuda:N"),
-    ParameterSpec(
-        "precision",
-        "fp32",
-        "fp32; bf16 (CPU with AVX512-BF16/AMX) or fp16 (CUDA) with torch; int8 with onnxruntime",
-        choices=("fp32", "bf16", "fp16", "int8"),
-    ),
-    ParameterSpec("channels_last", False, "torch: NHWC memory layout (faster convolutions on CPU)"),
-    ParameterSpec("cuda_graph", False, "torch on CUDA: replay one captured forward per input size (no launch cost)"),
-    ParameterSpec(
-        "score_threshold",
-        -1.0,
-        "detections below this score are not published; < 0: the checkpoint's",
-        minimum=-1.0,
-        maximum=1.0,
-    ),
-    ParameterSpec(
-        "resize",
-        "stretch",
-        "stretch (the paper's protocol) or aspect-preserving letterbox",
-        choices=("stretch", "letterbox"),
-    ),
-    ParameterSpec("input_height", 0, "network input height (multiple of 32); 0: the checkpoint's", minimum=0),
-    ParameterSpec("input_width", 0, "network input width (multiple of 32); 0: the checkpoint's", minimum=0),
+    *runtime_parameters(),
     ParameterSpec(
         "class_id_mode",
         "index",
@@ -78,17 +79,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 
 @dataclass
 class NodeParameters:
+    """The node's own parameters, and the RuntimeOptions its runtime parameters make."""
+
     checkpoint: str
     model_name: str
-    backend: str
-    device: str
-    precision: str
-    channels_last: bool
-    cuda_graph: bool
-    score_threshold: float
-    resize: str
-    input_height: int
-    input_width: int
     class_id_mode: str
     input_transport: str
     max_input_age_ms: float
@@ -98,6 +92,7 @@ class NodeParameters:
     warmup_iterations: int
     diagnostics_period_s: float
     autostart: bool
+    runtime: RuntimeOptions
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> NodeParameters:
@@ -113,10 +108,19 @@ class NodeParameters:
                 raise ValueError(f"parameter {name}={value} is above its maximum {spec.maximum}")
         if not values.get("checkpoint"):
             raise ValueError("parameter checkpoint is empty: set it (config/teacher.yaml, config/student.yaml)")
-        for name in ("input_height", "input_width"):
-            if values[name] % 32:
-                raise ValueError(f"parameter {name}={values[name]} must be a multiple of 32 (or 0)")
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        own = {f.name: values[f.name] for f in fields(cls) if f.name != "runtime"}
+        return cls(**own, runtime=runtime_options(values))
+
+
+def runtime_options(values: dict[str, Any]) -> RuntimeOptions:
+    """The validated RuntimeOptions of the node's parameter values; a ValueError names the parameter(s)."""
+    knobs = {name: values[name] for name, knob in KNOBS.items() if knob.node and name != "input_size"}
+    options = RuntimeOptions(**knobs, input_size=tuple(values[side] for side in INPUT_SIDES))
+    try:
+        return options.validate()
+    except OptionError as exc:
+        names = "/".join(INPUT_SIDES) if exc.option == "input_size" else exc.option
+        raise ValueError(f"parameter {names}: {exc}") from exc
 
 
 def markdown_table() -> str:

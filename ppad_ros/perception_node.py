@@ -9,7 +9,6 @@ instead of queueing them. Topics, QoS and parameters: README "ROS 2 node".
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import threading
 import time
@@ -40,6 +39,7 @@ from ppad_ros.image_conversion import ImageError, compressed_to_bgr, fill_image,
 from ppad_ros.messages import combined_message, detections_message, label_info_message, mask_message
 from ppad_ros.msg import PerceptionResult
 from ppad_ros.parameters import PARAMETERS, NodeParameters
+from ppad_ros.resources import find_resource
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -48,24 +48,6 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabi
 # (replaced frames are the `frames_dropped` of /diagnostics) instead of vanishing inside DDS.
 CAMERA_QOS = qos_profile_sensor_data
 WARMUP_FRAME = (720, 1280)
-
-
-def resolve_checkpoint(path: str) -> Path:
-    """As given (absolute or relative to the working directory), else in the installed share folder
-    or the source checkout this module runs from."""
-    candidates = [Path(path)]
-    if not Path(path).is_absolute():
-        try:
-            from ament_index_python.packages import get_package_share_directory
-
-            candidates.append(Path(get_package_share_directory("ppad_ros")) / path)
-        except (ImportError, LookupError, ValueError):
-            pass
-        candidates.append(Path(__file__).resolve().parent.parent / path)
-    for candidate in candidates:
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"checkpoint {path!r} not found (looked in: {', '.join(map(str, candidates))})")
 
 
 class PerceptionNode(Node):
@@ -149,25 +131,7 @@ class PerceptionNode(Node):
         return self.params.model_name or Path(self.params.checkpoint).name
 
     def _load_predictor(self, params: NodeParameters) -> Predictor:
-        predictor = Predictor.from_checkpoint(
-            resolve_checkpoint(params.checkpoint),
-            backend=params.backend,
-            device=params.device,
-            precision=params.precision,
-            channels_last=params.channels_last,
-            cuda_graph=params.cuda_graph,
-            conf_threshold=None if params.score_threshold < 0 else params.score_threshold,
-            resize=params.resize,
-        )
-        if params.input_height or params.input_width:
-            if params.backend != "torch":
-                raise ValueError("input_height/input_width can only be changed with the torch backend")
-            size = (
-                params.input_height or predictor.config.input_size[0],
-                params.input_width or predictor.config.input_size[1],
-            )
-            predictor.config = dataclasses.replace(predictor.config, input_size=size)
-        return predictor
+        return Predictor.from_checkpoint(find_resource(params.checkpoint, "checkpoint"), params.runtime)
 
     def _warm_up(self, iterations: int) -> None:
         frame = np.zeros((*WARMUP_FRAME, 3), np.uint8)
@@ -274,7 +238,9 @@ class PerceptionNode(Node):
     # ----- diagnostics -----------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         summary = self.stats.summary()
-        status = DiagnosticStatus(name=f"ppad: {self.get_fully_qualified_name()}", hardware_id=self.params.device)
+        status = DiagnosticStatus(
+            name=f"ppad: {self.get_fully_qualified_name()}", hardware_id=self.params.runtime.device
+        )
         if not self.ready:
             status.level, status.message = DiagnosticStatus.WARN, "not active"
         elif summary["frames_received"] == 0:

@@ -131,7 +131,7 @@ def test_taylor_pruning_hits_the_target_and_the_student_reloads_exports_and_fuse
         a, b = student(x), reloaded(x)
     assert all(torch.equal(a[k], b[k]) for k in a)
     onnx_path = export_onnx(reloaded, tmp_path / "student.onnx")
-    diffs = onnx_parity(reloaded, onnx_path, sample_inputs(reloaded.config, count=2))
+    diffs = onnx_parity(reloaded, onnx_path, sample_inputs(reloaded.config, tiny_data / "images", count=2))
     assert diffs["scores"] < 1e-3 and diffs["seg_logits"] < 1e-2
 
 

@@ -30,19 +30,6 @@ ALLOWED: dict[str, set[str]] = {
 }
 ROS_MODULES = {"rclpy", "rosidl_runtime_py", "builtin_interfaces", "std_msgs", "sensor_msgs", "launch", "launch_ros"}
 
-# Known violations that work in flight on other branches removes; the lead empties this after merging.
-# Each entry is (importing module, imported module). The test fails if one of them no longer occurs.
-PENDING = {
-    # data -> runtime: the dataset stretches images with the runtime's pre-processing (moving below both)
-    ("ppad_core.data.dataset", "ppad_core.runtime.preprocess"),
-    # runtime -> data: INT8 calibration and the benchmark frame default to rendered synthetic scenes
-    ("ppad_core.runtime.export", "ppad_core.data.synth"),
-    ("ppad_core.runtime.benchmark", "ppad_core.data.synth"),
-    # runtime -> data: the image file suffixes live in the dataset layout (belong next to the pre-processing)
-    ("ppad_core.runtime.export", "ppad_core.data.layout"),
-    ("ppad_core.runtime.predict", "ppad_core.data.layout"),
-}
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(REPO).with_suffix("").parts)
@@ -135,20 +122,14 @@ def test_every_package_of_ppad_core_has_a_layer():
 
 def test_imports_follow_the_layers():
     edges = import_edges()
-    violations = {
-        pair: sorted(found - PENDING)
-        for pair, found in layer_edges(edges).items()
-        if pair[1] not in ALLOWED[pair[0]] and found - PENDING
-    }
+    violations = {pair: sorted(found) for pair, found in layer_edges(edges).items() if pair[1] not in ALLOWED[pair[0]]}
     assert not violations, f"imports against the rule: {violations}"
-    assert not PENDING - edges, f"PENDING entries that no longer occur (remove them): {sorted(PENDING - edges)}"
 
 
 def test_no_cycles_between_packages():
     graph: dict[str, set[str]] = {}
-    for (importer, imported), found in layer_edges(import_edges()).items():
-        if found - PENDING:
-            graph.setdefault(importer, set()).add(imported)
+    for importer, imported in layer_edges(import_edges()):
+        graph.setdefault(importer, set()).add(imported)
     assert _cycle(graph) is None, f"import cycle between packages: {_cycle(graph)}"
 
 

@@ -297,3 +297,48 @@ def test_fill_image_round_trips_through_the_message_type():
     msg = fill_image(Image(), pixels, "bgr8")
     assert (msg.height, msg.width, msg.step, msg.encoding) == (6, 4, 12, "bgr8")
     assert np.array_equal(np.frombuffer(msg.data, np.uint8).reshape(6, 4, 3), pixels)
+
+
+@pytest.mark.parametrize("class_id_mode", ["index", "name"])
+def test_published_result_decodes_to_the_prediction_in_either_class_id_mode(class_id_mode):
+    from rclpy.serialization import deserialize_message, serialize_message
+    from std_msgs.msg import Header
+
+    from ppad_core.runtime.predictor import Prediction, StageTimes
+    from ppad_ros.messages import (
+        combined_message,
+        decode_class_id,
+        detections_message,
+        mask_message,
+        result_prediction,
+    )
+    from ppad_ros.msg import PerceptionResult
+
+    names = ["vehicle", "pedestrian", "cyclist"]
+    drivable = np.zeros((6, 10), np.uint8)
+    drivable[3:] = 1
+    lane = np.eye(6, 10, dtype=np.uint8)
+    sent = Prediction(
+        np.array([[1.0, 2.0, 5.0, 4.0], [0.0, 0.5, 9.0, 6.0]], np.float32),
+        np.array([0.75, 0.5], np.float32),
+        np.array([2, 0]),
+        drivable,
+        lane,
+    )
+    header = Header(frame_id="camera")
+    header.stamp.sec, header.stamp.nanosec = 12, 500
+    detections = detections_message(sent, header, names, class_id_mode)
+    ids = [d.results[0].hypothesis.class_id for d in detections.detections]
+    assert ids == (["cyclist", "vehicle"] if class_id_mode == "name" else ["2", "0"])
+    message = combined_message(
+        detections, mask_message(drivable, header), mask_message(lane, header), "m", StageTimes(1, 2, 3)
+    )
+    received = deserialize_message(serialize_message(message), PerceptionResult)  # the bytes on the wire
+    decoded = result_prediction(received, names)
+    np.testing.assert_allclose(decoded.boxes, sent.boxes)
+    np.testing.assert_allclose(decoded.scores, sent.scores)
+    assert decoded.class_ids.tolist() == [2, 0]  # names decode to their index, not to class 0
+    assert received.header.frame_id == "camera" and stamp_of(received) == 12_000_000_500
+    with pytest.raises(ValueError, match="'truck' is neither an index nor one of the classes"):
+        decode_class_id("truck", names)
+    assert np.array_equal(decoded.drivable_mask, drivable) and np.array_equal(decoded.lane_mask, lane)

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ppad_core.runtime.options import RuntimeOptions
 from ppad_ros.frame_flow import FrameStatistics, LatestFrameSlot
 from ppad_ros.image_conversion import ImageError, compressed_to_bgr, image_to_bgr
 from ppad_ros.launch_support import config_dir, node_parameters, profile_params_file, remappings
@@ -135,13 +136,18 @@ def test_stage_statistics_report_mean_and_p95():
 
 def test_parameters_are_validated_with_the_allowed_values():
     values = {spec.name: spec.default for spec in PARAMETERS} | {"checkpoint": "models/x"}
-    assert NodeParameters.from_values(values).backend == "torch"
+    params = NodeParameters.from_values(values)
+    assert params.runtime == RuntimeOptions() and params.class_id_mode == "index"
     with pytest.raises(ValueError, match="backend='tensorrt' is not one of torch, onnxruntime"):
         NodeParameters.from_values(values | {"backend": "tensorrt"})
     with pytest.raises(ValueError, match="score_threshold=2.0 is above its maximum 1.0"):
         NodeParameters.from_values(values | {"score_threshold": 2.0})
-    with pytest.raises(ValueError, match="input_width=100 must be a multiple of 32"):
+    with pytest.raises(ValueError, match=r"parameter input_height/input_width: input_size=\(0, 100\) must be"):
         NodeParameters.from_values(values | {"input_width": 100})
+    with pytest.raises(ValueError, match="parameter precision: precision='int8' is not available with the torch"):
+        NodeParameters.from_values(values | {"precision": "int8"})
+    resized = NodeParameters.from_values(values | {"input_height": 320, "score_threshold": 0.5}).runtime
+    assert resized.input_size == (320, 0) and resized.conf_threshold_override == 0.5
     with pytest.raises(ValueError, match="checkpoint is empty"):
         NodeParameters.from_values(values | {"checkpoint": ""})
 

@@ -2,23 +2,46 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import logging
 
+import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from ppad_core.data.synth import render_scene
+from ppad_core.image import letterbox_to_input
 from ppad_core.model.checkpoint import load_checkpoint
 from ppad_core.model.config import ModelConfig
 from ppad_core.runtime.backends import TorchBackend
-from ppad_core.runtime.export import export_onnx, onnx_model_config, onnx_parity, resolve_onnx, sample_inputs
+from ppad_core.runtime.benchmark import bench_calibration, build_predictor, default_variants, load_for_bench
+from ppad_core.runtime.export import (
+    calibration_dir,
+    export_onnx,
+    onnx_model_config,
+    onnx_parity,
+    resolve_onnx,
+    sample_inputs,
+)
+from ppad_core.runtime.options import RuntimeOptions
 from ppad_core.runtime.predictor import Predictor
-from ppad_core.runtime.preprocess import letterbox_to_input
 
 from conftest import REPO, run_ppad
 
 DEMO = REPO / "models" / "rmt_ppad_s_demo"
+
+
+@pytest.fixture(scope="module")
+def scene_folder(tmp_path_factory):
+    """A folder of street-scene PNGs (lossless: the pixels the renderer drew): calibration and parity images."""
+    folder = tmp_path_factory.mktemp("scenes")
+    for index in range(4):
+        cv2.imwrite(str(folder / f"scene_{index}.png"), render_scene(1234, "calib", index).image)
+    return folder
 
 
 class FixedOutputs:
@@ -43,7 +66,7 @@ def _fixed_predictor(resize: str) -> tuple[Predictor, FixedOutputs]:
     logits[0, 0, 320:, :] = 5.0  # drivable: the lower half of the network input
     logits[0, 1, :, 100:110] = 2.0  # sigmoid 0.88 < the lane threshold 0.90: no lane pixel
     backend = FixedOutputs(boxes, scores, logits)
-    return Predictor(backend, config, resize=resize), backend
+    return Predictor(backend, config, RuntimeOptions(resize=resize)), backend
 
 
 def test_letterbox_postprocess_maps_boxes_and_masks_back_to_original_pixels():
@@ -89,23 +112,24 @@ def test_batched_prediction_equals_one_by_one_for_mixed_sizes():
 
 
 def test_fp16_on_cpu_is_refused_with_the_alternative():
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device; on CPU use bf16"):
-        TorchBackend(load_checkpoint(DEMO)[0], precision="fp16")
+    with pytest.raises(ValueError, match="fp16' needs a CUDA device; on CPU use bf16"):
+        TorchBackend(load_checkpoint(DEMO)[0], RuntimeOptions(precision="fp16"))
 
 
 def test_cuda_graph_on_cpu_or_onnxruntime_is_refused():
     with pytest.raises(ValueError, match="cuda_graph needs a CUDA device"):
-        TorchBackend(load_checkpoint(DEMO)[0], cuda_graph=True)
+        TorchBackend(load_checkpoint(DEMO)[0], RuntimeOptions(cuda_graph=True))
     with pytest.raises(ValueError, match="cuda_graph is an option of the torch backend"):
-        Predictor.from_checkpoint(DEMO, backend="onnxruntime", cuda_graph=True)
+        Predictor.from_checkpoint(DEMO, RuntimeOptions(backend="onnxruntime", cuda_graph=True))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_cuda_graph_replay_matches_the_eager_forward_for_each_new_input(precision):
     model = load_checkpoint(DEMO)[0]
-    eager = TorchBackend(model, "cuda", precision, channels_last=True)
-    graphed = TorchBackend(model, "cuda", precision, channels_last=True, cuda_graph=True)
+    eager_options = RuntimeOptions(device="cuda", precision=precision, channels_last=True)
+    eager = TorchBackend(model, eager_options)
+    graphed = TorchBackend(model, dataclasses.replace(eager_options, cuda_graph=True))
     frames = [render_scene(5, "val", i).image for i in range(3)]
     batches = [Predictor(eager, model.config).preprocess([frame])[0] for frame in frames]
     batches.append(np.concatenate(batches[:2]))  # a second input shape: a second capture
@@ -124,14 +148,14 @@ def demo_onnx(tmp_path_factory):
     return model, export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx")
 
 
-def test_onnx_export_matches_pytorch_and_carries_the_config(demo_onnx):
+def test_onnx_export_matches_pytorch_and_carries_the_config(demo_onnx, scene_folder):
     model, path = demo_onnx
-    diffs = onnx_parity(model, path, sample_inputs(model.config, count=4))
+    diffs = onnx_parity(model, path, sample_inputs(model.config, scene_folder, count=4))
     assert diffs["boxes"] < 1e-3 and diffs["scores"] < 1e-3 and diffs["seg_logits"] < 1e-2
     config = onnx_model_config(path)
     assert config == model.config
     # dynamic batch: three images in one call
-    predictor = Predictor.from_checkpoint(path, backend="onnxruntime")
+    predictor = Predictor.from_checkpoint(path, RuntimeOptions(backend="onnxruntime"))
     frames = [render_scene(8, "val", i).image for i in range(3)]
     reference = Predictor.from_model(model)(frames)
     for ours, theirs in zip(predictor(frames), reference):
@@ -140,27 +164,45 @@ def test_onnx_export_matches_pytorch_and_carries_the_config(demo_onnx):
         assert (ours.lane_mask != theirs.lane_mask).mean() < 1e-3
 
 
-def test_onnx_is_exported_to_the_cache_on_first_use(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    path, config = resolve_onnx(DEMO)
-    assert path.is_file() and path.is_relative_to(tmp_path) and config.name == "rmt_ppad_s"
-    assert resolve_onnx(DEMO)[0] == path  # cached by weights digest
+def test_onnx_is_exported_to_the_explicit_cache_on_first_use_and_logged(tmp_path, monkeypatch, caplog):
+    home_cache = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home_cache))
+    options = RuntimeOptions(backend="onnxruntime", onnx_cache=str(tmp_path / "explicit"))
+    with caplog.at_level(logging.INFO, logger="ppad_core.runtime.export"):
+        path, config = resolve_onnx(DEMO, options)
+        assert resolve_onnx(DEMO, options)[0] == path  # cached by weights digest
+    assert path.is_file() and path.is_relative_to(tmp_path / "explicit") and config.name == "rmt_ppad_s"
+    assert not home_cache.exists()  # nothing written into the default location
+    assert [str(path) in message for message in caplog.messages] == [True, True]  # exported, then reused
+    assert "first use" in caplog.messages[0] and "ONNX cache" in caplog.messages[1]
+    assert RuntimeOptions().onnx_cache_dir() == home_cache / "ppad" / "onnx"  # the documented default
     with pytest.raises(FileNotFoundError, match="ppad export .* --int8"):
-        resolve_onnx(DEMO, "int8")
+        resolve_onnx(DEMO, dataclasses.replace(options, precision="int8"))
 
 
-def test_cli_export_with_int8_reports_parity(tmp_path):
+def test_cli_export_with_int8_reports_parity(tmp_path, scene_folder):
     checkpoint = tmp_path / "ckpt"
     checkpoint.mkdir()
     for name in ("model.safetensors", "model.yaml"):
         (checkpoint / name).write_bytes((DEMO / name).read_bytes())
-    result = run_ppad("export", str(checkpoint), "--format", "onnx", "--int8", "--calib-count", "4", "--json")
+    result = run_ppad(
+        "export",
+        str(checkpoint),
+        "--format",
+        "onnx",
+        "--int8",
+        "--calib",
+        str(scene_folder),
+        "--calib-count",
+        "4",
+        "--json",
+    )
     summary = json.loads(result.stdout)
     assert summary["max_abs_diff_boxes"] < 1e-3 and summary["max_abs_diff_scores"] < 1e-3
     assert (checkpoint / "model.onnx").is_file() and (checkpoint / "model.int8.onnx").is_file()
     # INT8 is an approximation: close, not equal
     assert 0 < summary["int8_max_abs_diff_scores"] < 0.5
-    int8 = Predictor.from_checkpoint(checkpoint, backend="onnxruntime", precision="int8")
+    int8 = Predictor.from_checkpoint(checkpoint, RuntimeOptions(backend="onnxruntime", precision="int8"))
     assert int8.config.class_names == ["vehicle"]
     (prediction,) = int8([render_scene(0, "val", 0).image])
     assert prediction.lane_mask.shape == (720, 1280)
@@ -210,3 +252,46 @@ def test_cli_bench_reports_every_variant_with_ratios_and_floor(tmp_path):
     demo = next(r for r in rows if r["model"] == "demo")
     assert demo["input_size"] == [256, 448] and demo["parameters"] == 1_927_379
     assert "| demo | torch eager fp32 | 256x448 |" in markdown.read_text()
+
+
+def _copy_checkpoint(target, provenance_data):
+    target.mkdir()
+    (target / "model.safetensors").write_bytes((DEMO / "model.safetensors").read_bytes())
+    meta = yaml.safe_load((DEMO / "model.yaml").read_text())
+    if provenance_data is None:
+        meta["provenance"].pop("data")
+    else:
+        meta["provenance"]["data"] = str(provenance_data)
+    (target / "model.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    return target
+
+
+def test_int8_calibration_takes_the_given_or_recorded_data_and_never_defaults(tmp_path, scene_folder):
+    recorded = _copy_checkpoint(tmp_path / "recorded", scene_folder)
+    assert calibration_dir(recorded) == scene_folder  # the checkpoint's own training data
+    assert calibration_dir(recorded, tmp_path) == tmp_path  # what it is told wins
+    with pytest.raises(FileNotFoundError, match="was trained on .*missing, which is not here; give --calib"):
+        calibration_dir(_copy_checkpoint(tmp_path / "moved", tmp_path / "missing"))
+    unrecorded = _copy_checkpoint(tmp_path / "unrecorded", None)
+    with pytest.raises(ValueError, match="records no training data .* give a folder of images with --calib"):
+        calibration_dir(unrecorded)
+    with pytest.raises(ValueError, match="records no training data"):
+        calibration_dir("rmt_ppad_s")  # an architecture config: no data at all
+    result = run_ppad("export", str(unrecorded), "--int8", "--out", str(tmp_path / "x.onnx"), check=False)
+    assert result.returncode == 2 and "INT8 calibration needs images" in result.stderr
+    assert not (tmp_path / "x.onnx").exists()  # refused before anything is written
+
+
+def test_bench_variants_are_runtime_options_and_share_one_input_size_override(tmp_path):
+    base = RuntimeOptions(input_size=(128, 160))
+    variants = default_variants(base, int8=True)
+    assert variants[0].label == "torch eager fp32" and not variants[0].options.fuse
+    assert all(v.options.input_size == (128, 160) and v.options == v.options.validate() for v in variants)
+    assert [v.options.precision for v in variants if v.options.backend == "onnxruntime"] == ["fp32", "int8"]
+    model = load_for_bench(str(REPO / "test" / "data" / "rmt_ppad_tiny.yaml"))
+    frame = render_scene(3, "bench", 0, width=320, height=180).image
+    for variant in (variants[1], variants[-1]):  # torch fused fp32 and onnxruntime int8
+        calibrate = functools.partial(bench_calibration, "rmt_ppad_tiny", base.model_config(model.config), None, frame)
+        predictor = build_predictor(model, variant.options, tmp_path, calibrate)
+        assert predictor.config.input_size == (128, 160) and model.config.input_size != (128, 160)
+        assert predictor.predict([frame])[0][0].drivable_mask.shape == (180, 320)

@@ -64,42 +64,17 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def _add_runtime_options(parser: argparse.ArgumentParser, resize: bool = True) -> None:
-    from ppad_core.runtime.backends import BACKENDS, PRECISIONS
+def _add_runtime_options(
+    parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ("input_size",)
+) -> None:
+    """The runtime flags generated from `RuntimeOptions` (ppad_core/runtime/options.py)."""
+    from ppad_core.runtime.options import add_runtime_arguments
 
-    group = parser.add_argument_group("runtime")
-    group.add_argument("--backend", choices=BACKENDS, default="torch", help="inference backend (default torch)")
-    group.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    group.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="fp32",
-        help="fp32; bf16 (CPUs with AVX512-BF16/AMX) or fp16 (CUDA) with torch; int8 with onnxruntime",
-    )
-    group.add_argument("--channels-last", action="store_true", help="torch: NHWC memory layout (faster convs)")
-    group.add_argument(
-        "--cuda-graph",
-        action="store_true",
-        help="torch on CUDA: capture the forward once per input shape and replay it (removes per-kernel launch cost)",
-    )
-    if resize:
-        group.add_argument(
-            "--resize",
-            choices=("stretch", "letterbox"),
-            default="stretch",
-            help="stretch (the paper's protocol, default) or aspect-preserving letterbox",
-        )
+    add_runtime_arguments(parser, only, exclude)
 
 
-def _predictor_from_args(args: argparse.Namespace, **kwargs):
+def _predictor_from_args(args: argparse.Namespace):
+    from ppad_core.runtime.options import RuntimeOptions
     from ppad_core.runtime.predictor import Predictor
 
-    return Predictor.from_checkpoint(
-        args.checkpoint,
-        backend=args.backend,
-        device=args.device,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        cuda_graph=args.cuda_graph,
-        **kwargs,
-    )
+    return Predictor.from_checkpoint(args.checkpoint, RuntimeOptions.from_args(args))

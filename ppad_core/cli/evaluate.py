@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--workers", type=int, default=0, help="data loading processes (default 0)")
     ev.add_argument("--plots", metavar="DIR", help="write PR curve and threshold sweep PNGs to DIR")
     add_json_options(ev, "all results")
-    _add_runtime_options(ev, resize=False)
+    _add_runtime_options(ev, exclude=("input_size", "resize", "score_threshold"))
     ev.set_defaults(func=cmd_eval)
 
 

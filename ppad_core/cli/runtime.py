@@ -32,9 +32,6 @@ def _register_predict(sub: argparse._SubParsersAction) -> None:
     pred.add_argument("checkpoint", help="checkpoint directory")
     pred.add_argument("inputs", nargs="+", help="image files, folders of images, or videos")
     pred.add_argument("--out", required=True, help="output folder")
-    pred.add_argument(
-        "--conf", type=float, default=None, help="detection score threshold (default: the checkpoint's, 0.25)"
-    )
     pred.add_argument("--save-masks", action="store_true", help="also write the two masks as PNG per image")
     add_json_flag(pred)
     _add_runtime_options(pred)
@@ -55,7 +52,11 @@ def _register_export(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--out", help="output file (default CHECKPOINT/model.onnx)")
     exp.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
     exp.add_argument("--int8", action="store_true", help="also write an INT8 model calibrated on --calib")
-    exp.add_argument("--calib", help="folder of calibration/check images (default: rendered synthetic scenes)")
+    exp.add_argument(
+        "--calib",
+        help="folder of calibration/check images (default: the checkpoint's recorded training data; without "
+        "either, --int8 is refused and the parity check runs on seeded noise)",
+    )
     exp.add_argument("--calib-count", type=int, default=32, help="images used for calibration (default 32)")
     exp.add_argument("--tolerance", type=float, default=1e-3, help="max |diff| of boxes and scores (default 1e-3)")
     exp.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
@@ -75,12 +76,15 @@ def _register_bench(sub: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("models", nargs="+", help="checkpoint directories or config names (first = reference)")
     bench.add_argument("--labels", nargs="+", help="row labels, e.g. teacher student")
-    bench.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="override the input size")
-    bench.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    _add_runtime_options(bench, only=("device", "input_size"))
     bench.add_argument("--warmup", type=int, default=2, help="warm-up runs (default 2)")
     bench.add_argument("--runs", type=int, default=10, help="timed runs at batch 1 (default 10)")
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="throughput batches (default 1 8)")
     bench.add_argument("--int8", action="store_true", help="include ONNX Runtime INT8 (CPU)")
+    bench.add_argument(
+        "--calib",
+        help="INT8 calibration images (default: each checkpoint's recorded training data, else the benchmark frame)",
+    )
     bench.add_argument("--variants", nargs="+", help="only variants whose label contains one of these words")
     add_json_options(bench, "all figures")
     bench.add_argument("--markdown", metavar="FILE", help="write the table as Markdown (benchmarks/RESULTS.md)")
@@ -90,7 +94,7 @@ def _register_bench(sub: argparse._SubParsersAction) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from ppad_core.runtime.predict import run_predict
 
-    predictor = _predictor_from_args(args, conf_threshold=args.conf, resize=args.resize)
+    predictor = _predictor_from_args(args)
     with console.status("predicting"):
         counts = run_predict(predictor, args.inputs, args.out, save_masks=args.save_masks)
     return emit({"output": str(args.out), **counts}, args.json, "predictions written")
@@ -98,14 +102,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ppad_core.model.checkpoint import load_checkpoint
-    from ppad_core.runtime.export import ONNX_FILES, export_onnx, onnx_parity, quantize_int8, sample_inputs
+    from ppad_core.runtime.export import ONNX_FILES, check_inputs, export_onnx, onnx_parity, quantize_int8
 
     model = load_checkpoint(args.checkpoint)[0]
     out = Path(args.out) if args.out else Path(args.checkpoint) / ONNX_FILES["fp32"]
+    images = check_inputs(args.checkpoint, model.config, args.calib, args.calib_count, calibrate=args.int8)
     with console.status(f"exporting {out}"):
         export_onnx(model, out, opset=args.opset)
     summary: dict[str, Any] = {"onnx": str(out), "opset": args.opset, "size_mb": round(out.stat().st_size / 2**20, 2)}
-    images = sample_inputs(model.config, args.calib, count=args.calib_count)
     failed = False
     if not args.no_check:
         with console.status("checking ONNX Runtime against PyTorch"):
@@ -126,23 +130,25 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from ppad_core.data.synth import render_scene
     from ppad_core.runtime.benchmark import markdown_table, run_benchmark
+    from ppad_core.runtime.options import RuntimeOptions
 
     labels = args.labels or [Path(m).name for m in args.models]
     if len(labels) != len(args.models):
         raise ValueError(f"--labels names {len(labels)} models but {len(args.models)} were given")
-    variants = _bench_variants(args.device, args.int8, args.variants)
+    variants = _bench_variants(RuntimeOptions.from_args(args), args.int8, args.variants)
     table = _bench_table()
     with Live(table, console=console, refresh_per_second=2):
         result = run_benchmark(
             list(zip(labels, args.models)),
             variants,
-            device=args.device,
-            input_size=tuple(args.input_size) if args.input_size else None,
+            frame=render_scene(seed=3, split="bench", index=0).image,  # a 1280x720 street scene
             warmup=args.warmup,
             runs=args.runs,
             batch_sizes=tuple(args.batch_sizes),
             on_row=lambda row: _bench_row(table, row),
+            calibration=args.calib,
         )
     final = _bench_table()
     for row in result["rows"]:
@@ -156,11 +162,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return emit(result, args.json)
 
 
-def _bench_variants(device: str, int8: bool, words: list[str] | None) -> list:
-    """The device's variants, or those whose label contains one of `words` (--variants)."""
+def _bench_variants(options, int8: bool, words: list[str] | None) -> list:
+    """The variants `options` (device, input size) allow, or those whose label contains one of `words`."""
     from ppad_core.runtime.benchmark import default_variants
 
-    variants = default_variants(device, int8=int8)
+    variants = default_variants(options, int8=int8)
     if not words:
         return variants
     chosen = [v for v in variants if any(key in v.label for key in words)]

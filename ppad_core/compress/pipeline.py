@@ -24,6 +24,7 @@ from ppad_core.model.complexity import count_macs, count_parameters
 from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from ppad_core.runtime.export import export_onnx
+from ppad_core.runtime.options import RuntimeOptions
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.train.config import load_train_config
 from ppad_core.train.trainer import Trainer
@@ -145,7 +146,7 @@ def _latency_key(backend: str) -> str:
 
 def _cpu_backends(model: RMTPPAD, onnx_path: Path) -> dict[str, Backend]:
     return {
-        "torch": TorchBackend(model, channels_last=True),
+        "torch": TorchBackend(model, RuntimeOptions(channels_last=True)),
         "onnxruntime": OnnxRuntimeBackend(export_onnx(model, onnx_path)),
     }
 

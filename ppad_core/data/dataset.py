@@ -12,7 +12,7 @@ import torch
 
 from ppad_core.data.augment import AugmentConfig, Sample, augment_sample, mosaic
 from ppad_core.data.layout import DatasetLayout, SamplePaths
-from ppad_core.runtime.preprocess import stretch_to_input
+from ppad_core.image import stretch_to_input
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+from ppad_core.image import IMAGE_SUFFIXES
+
 SEG_TASKS = ("drivable", "lane")
 DEFAULT_SPLITS = {"train": "train2017", "val": "val2017"}
 

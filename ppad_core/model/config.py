@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,10 +133,14 @@ def load_model_config(path: str | Path) -> ModelConfig:
 
 
 def builtin_config_dirs() -> list[Path]:
-    """Where architecture YAMLs ship: the source tree's `config/`, or `share/ppad_ros/config` once installed."""
-    import sys
-
-    return [Path(__file__).resolve().parents[2] / "config", Path(sys.prefix) / "share" / "ppad_ros" / "config"]
+    """Where architecture YAMLs ship: the source tree's `config/`, then the folder(s) the installed `ppad`
+    distribution put its `config/*.yaml` data files in (setup.py says where; this module does not)."""
+    try:
+        files = importlib.metadata.files("ppad") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    installed = {Path(f.locate()).parent for f in files if f.parent.name == "config" and f.suffix == ".yaml"}
+    return [Path(__file__).resolve().parents[2] / "config", *sorted(installed)]
 
 
 def builtin_config_names() -> list[str]:

@@ -8,6 +8,7 @@ Every backend takes a uint8 RGB batch [B, 3, H, W] (numpy) and returns float32 n
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +20,8 @@ from torch import nn
 
 from ppad_core.model.fusion import fuse_model
 from ppad_core.model.rmt_ppad import RMTPPAD
+from ppad_core.runtime.options import DEFAULT_OPTIONS, RuntimeOptions
 
-BACKENDS = ("torch", "onnxruntime")
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 OUTPUT_NAMES = ("boxes", "scores", "seg_logits")
 
 log = logging.getLogger(__name__)
@@ -84,36 +84,25 @@ class CudaGraphRunner:
 
 
 class TorchBackend:
-    """PyTorch inference: Conv+BN folded and RepConv merged unless `fuse=False` (the eager baseline); on CUDA,
-    `cuda_graph=True` captures the forward once per input shape and replays it."""
+    """PyTorch inference: Conv+BN folded and RepConv merged unless `options.fuse` is off (the eager baseline); on
+    CUDA, `options.cuda_graph` captures the forward once per input shape and replays it."""
 
-    def __init__(
-        self,
-        model: RMTPPAD,
-        device: str = "cpu",
-        precision: str = "fp32",
-        channels_last: bool = False,
-        fuse: bool = True,
-        cuda_graph: bool = False,
-    ) -> None:
-        self.device = torch.device(device)
-        if cuda_graph and self.device.type != "cuda":
-            raise ValueError(f"cuda_graph needs a CUDA device, not {device!r}")
+    def __init__(self, model: RMTPPAD, options: RuntimeOptions = DEFAULT_OPTIONS) -> None:
+        options = dataclasses.replace(options, backend="torch").validate()
+        self.device = torch.device(options.device)
         if self.device.type == "cuda":  # the network's input size never changes: autotuned conv kernels pay off
             torch.backends.cudnn.benchmark = True
-        self.autocast_dtype = _autocast_dtype(precision, self.device)
-        model = fuse_model(model) if fuse else copy.deepcopy(model).eval()
+        self.autocast_dtype = _autocast_dtype(options.precision, self.device)
+        model = fuse_model(model) if options.fuse else copy.deepcopy(model).eval()
         model = model.to(self.device)
         if self.autocast_dtype is not None:  # reduced precision for the convolutional trunk only
             model.head = _Float32Head(model.head, self.device.type)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        if channels_last:
+        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        if options.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.run_network = CudaGraphRunner(self._network) if cuda_graph else self._network
-        options = [("fused" if fuse else "eager"), precision] + (["channels-last"] if channels_last else [])
-        options += ["cuda-graph"] if cuda_graph else []
-        self.description = f"torch {' '.join(options)} on {self.device}"
+        self.run_network = CudaGraphRunner(self._network) if options.cuda_graph else self._network
+        self.description = f"torch {_describe(options)} on {self.device}"
 
     def _network(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         # No autocast cast cache: a captured graph must not hold casts that the cache frees when the region ends.
@@ -131,31 +120,30 @@ class TorchBackend:
         return {name: outputs[name].float().cpu().numpy() for name in OUTPUT_NAMES}
 
 
+def _describe(options: RuntimeOptions) -> str:
+    words = ["fused" if options.fuse else "eager", options.precision]
+    words += ["channels-last"] if options.channels_last else []
+    return " ".join(words + (["cuda-graph"] if options.cuda_graph else []))
+
+
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "fp32":
-        return None
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise ValueError("precision fp16 needs a CUDA device; on CPU use bf16 (or fp32)")
-        return torch.float16
-    if precision == "bf16":
-        if device.type == "cpu" and not cpu_supports_bf16():
-            raise ValueError("precision bf16 needs a CPU with AVX512-BF16 or AMX; this one would emulate it")
-        return torch.bfloat16
-    raise ValueError(f"precision {precision!r} is not available with the torch backend (fp32, bf16, fp16)")
+    """The autocast type of a precision RuntimeOptions.validate accepted for torch; bf16 also needs the CPU for it."""
+    if precision == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
+        raise ValueError("precision='bf16' needs a CPU with AVX512-BF16 or AMX; this one would emulate it")
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 class OnnxRuntimeBackend:
     """ONNX Runtime session: TensorRT, then CUDA execution providers on a GPU device; CPU otherwise."""
 
-    def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, onnx_path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        providers = _providers(device, ort.get_available_providers())
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session_options.intra_op_num_threads = torch.get_num_threads()
+        providers = _providers(options.device, ort.get_available_providers())
+        self.session = ort.InferenceSession(str(onnx_path), session_options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.description = f"onnxruntime {Path(onnx_path).name} on {self.session.get_providers()[0]}"
 

@@ -7,6 +7,8 @@ matrix-multiply rate) with the measured inference time over it.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import platform
 import statistics
@@ -19,57 +21,59 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ppad_core.data.synth import render_scene
+from ppad_core.image import stretch_to_input
 from ppad_core.model.checkpoint import load_or_build
 from ppad_core.model.complexity import count_macs, count_parameters
+from ppad_core.model.config import ModelConfig
 from ppad_core.model.fusion import fuse_model
 from ppad_core.model.rmt_ppad import RMTPPAD
-from ppad_core.runtime.backends import OnnxRuntimeBackend, cpu_supports_bf16
-from ppad_core.runtime.export import export_onnx, quantize_int8, sample_inputs
+from ppad_core.runtime.backends import cpu_supports_bf16
+from ppad_core.runtime.export import calibration_dir, export_onnx, quantize_int8, sample_inputs
+from ppad_core.runtime.options import RuntimeOptions
 from ppad_core.runtime.predictor import Predictor
+
+CALIBRATION_IMAGES = 16  # INT8 rows: latency barely depends on the calibration, 16 images keep it quick
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One way of running a model."""
+    """One way of running a model: a label and the runtime options that make it."""
 
     label: str
-    backend: str  # torch | onnxruntime
-    precision: str = "fp32"
-    fuse: bool = True
-    channels_last: bool = False
-    cuda_graph: bool = False
+    options: RuntimeOptions
 
 
-def default_variants(device: str, int8: bool = False) -> list[Variant]:
-    """The eager baseline first, then each optimisation this device supports."""
+def default_variants(base: RuntimeOptions, int8: bool = False) -> list[Variant]:
+    """The eager baseline first, then each optimisation `base.device` supports; every variant is `base` with the
+    knobs its label names changed."""
+
+    def variant(label: str, **knobs) -> Variant:
+        return Variant(label, dataclasses.replace(base, **knobs).validate())
+
+    torch_nhwc = {"backend": "torch", "channels_last": True}
     variants = [
-        Variant("torch eager fp32", "torch", fuse=False),
-        Variant("torch fused fp32", "torch"),
-        Variant("torch fused fp32 channels-last", "torch", channels_last=True),
+        variant("torch eager fp32", backend="torch", fuse=False),
+        variant("torch fused fp32", backend="torch"),
+        variant("torch fused fp32 channels-last", **torch_nhwc),
     ]
-    if device.startswith("cuda"):
+    if base.on_cuda:
         variants += [
-            Variant("torch fused fp16 channels-last", "torch", "fp16", channels_last=True),
-            Variant("torch fused fp32 channels-last cuda-graph", "torch", channels_last=True, cuda_graph=True),
-            Variant("torch fused fp16 channels-last cuda-graph", "torch", "fp16", channels_last=True, cuda_graph=True),
+            variant("torch fused fp16 channels-last", precision="fp16", **torch_nhwc),
+            variant("torch fused fp32 channels-last cuda-graph", cuda_graph=True, **torch_nhwc),
+            variant("torch fused fp16 channels-last cuda-graph", precision="fp16", cuda_graph=True, **torch_nhwc),
         ]
     elif cpu_supports_bf16():
-        variants.append(Variant("torch fused bf16 channels-last", "torch", "bf16", channels_last=True))
-    variants.append(Variant("onnxruntime fp32", "onnxruntime"))
-    if int8 and not device.startswith("cuda"):
-        variants.append(Variant("onnxruntime int8", "onnxruntime", "int8"))
+        variants.append(variant("torch fused bf16 channels-last", precision="bf16", **torch_nhwc))
+    variants.append(variant("onnxruntime fp32", backend="onnxruntime"))
+    if int8 and not base.on_cuda:
+        variants.append(variant("onnxruntime int8", backend="onnxruntime", precision="int8"))
     return variants
 
 
-def load_for_bench(spec: str, input_size: tuple[int, int] | None) -> RMTPPAD:
+def load_for_bench(spec: str) -> RMTPPAD:
     """A checkpoint directory (its weights) or an architecture config (random weights: latency only)."""
     torch.manual_seed(0)  # the same random weights on every run
-    model = load_or_build(spec)[0]
-    if input_size is not None:
-        model.config.input_size = tuple(input_size)
-        model.config.validate()
-    return model.eval()
+    return load_or_build(spec)[0].eval()
 
 
 def matmul_rate(device: str, dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 1.0) -> float:
@@ -116,20 +120,33 @@ def peak_memory_mb(device: str) -> float:
     return float("nan")
 
 
-def build_predictor(model: RMTPPAD, variant: Variant, device: str, workdir: Path) -> Predictor:
-    if variant.backend == "torch":
-        return Predictor.from_model(
-            model, device, variant.precision, variant.channels_last, variant.fuse, variant.cuda_graph
-        )
+def build_predictor(
+    model: RMTPPAD, options: RuntimeOptions, workdir: Path, calibration: Callable[[], np.ndarray]
+) -> Predictor:
+    """The model run as `options` say; onnxruntime rows export it (at the options' input size) into `workdir`, INT8
+    rows quantise that export on `calibration()` images."""
+    if options.backend == "torch":
+        return Predictor.from_model(model, options)
     onnx_path = workdir / "model.onnx"
     if not onnx_path.is_file():
-        export_onnx(model, onnx_path)
-    if variant.precision == "int8":
+        export_onnx(model, onnx_path, config=options.model_config(model.config))
+    if options.precision == "int8":
         int8_path = workdir / "model.int8.onnx"
         if not int8_path.is_file():
-            quantize_int8(onnx_path, int8_path, sample_inputs(model.config, count=16))
+            quantize_int8(onnx_path, int8_path, calibration())
         onnx_path = int8_path
-    return Predictor(OnnxRuntimeBackend(onnx_path, device), model.config)
+    return Predictor.from_onnx(onnx_path, options)
+
+
+def bench_calibration(spec: str, config: ModelConfig, given: str | None, frame: np.ndarray) -> np.ndarray:
+    """INT8 calibration images of a benchmarked model: `given`, else the checkpoint's recorded training data, else
+    (an architecture config, or data not on this machine) the benchmark frame itself: these rows measure latency."""
+    try:
+        return sample_inputs(config, calibration_dir(spec, given), CALIBRATION_IMAGES)
+    except (ValueError, FileNotFoundError):
+        if given:
+            raise
+    return np.ascontiguousarray(stretch_to_input(frame, config.input_size).transpose(2, 0, 1)[None])
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -167,37 +184,40 @@ def measure(
 def run_benchmark(
     models: list[tuple[str, str]],
     variants: list[Variant],
-    device: str = "cpu",
-    input_size: tuple[int, int] | None = None,
+    frame: np.ndarray,
     warmup: int = 2,
     runs: int = 10,
     batch_sizes: tuple[int, ...] = (1, 8),
     on_row: Callable[[dict], None] | None = None,
+    calibration: str | None = None,
 ) -> dict:
-    """Rows for every (model, variant); ratios against the first row and against the first model."""
-    frame = render_scene(seed=3, split="bench", index=0).image  # a 1280x720 street scene
+    """Rows for every (model, variant) on one BGR `frame` (all variants share a device and an input size); ratios
+    against the first row and against the first model. `calibration`: INT8 images (see `bench_calibration`)."""
+    device, base = variants[0].options.device, variants[0].options
     rates = {"fp32": matmul_rate(device)}
-    if any(v.precision in ("bf16", "fp16") for v in variants):
+    if any(v.options.precision in ("bf16", "fp16") for v in variants):
         half = torch.float16 if device.startswith("cuda") else torch.bfloat16
         rates["half"] = matmul_rate(device, half)
     rows = []
     for model_label, spec in models:
-        model = load_for_bench(spec, input_size)
+        model = load_for_bench(spec)
+        config = base.model_config(model.config)
         fused = fuse_model(model)
-        params, macs = count_parameters(fused, trainable_only=False), count_macs(fused, model.config.input_size)
+        params, macs = count_parameters(fused, trainable_only=False), count_macs(fused, config.input_size)
+        calibrate = functools.partial(bench_calibration, spec, config, calibration, frame)
         with tempfile.TemporaryDirectory(prefix="ppad-bench-") as workdir:
             for variant in variants:
-                predictor = build_predictor(model, variant, device, Path(workdir))
+                predictor = build_predictor(model, variant.options, Path(workdir), calibrate)
                 row = {
                     "model": model_label,
                     "source": spec,
                     "variant": variant.label,
-                    "input_size": list(model.config.input_size),
+                    "input_size": list(config.input_size),
                     "parameters": params,
                     "macs": macs,
                     **measure(predictor, frame, device, warmup, runs, list(batch_sizes)),
                 }
-                rate = rates["half"] if variant.precision in ("bf16", "fp16") else rates["fp32"]
+                rate = rates["half"] if variant.options.precision in ("bf16", "fp16") else rates["fp32"]
                 row["floor_ms"] = 2 * macs / rate * 1e3
                 row["over_floor"] = row["inference_ms"]["median"] / row["floor_ms"]
                 rows.append(row)

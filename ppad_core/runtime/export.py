@@ -16,18 +16,18 @@ import torch
 import yaml
 from torch import nn
 
-from ppad_core.data.layout import IMAGE_SUFFIXES
-from ppad_core.data.synth import render_scene
-from ppad_core.model.checkpoint import WEIGHTS_FILE, load_checkpoint
+from ppad_core.image import IMAGE_SUFFIXES, stretch_to_input
+from ppad_core.model.checkpoint import META_FILE, WEIGHTS_FILE, load_checkpoint, read_metadata
 from ppad_core.model.config import ModelConfig
 from ppad_core.model.fusion import fuse_model
 from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.backends import OUTPUT_NAMES, OnnxRuntimeBackend, TorchBackend
-from ppad_core.runtime.preprocess import stretch_to_input
+from ppad_core.runtime.options import RuntimeOptions
 
 CONFIG_METADATA_KEY = "ppad_model_config"
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 DEFAULT_OPSET = 17
+NOISE_SEED = 0  # the parity check's noise images when no data is given: the same on every run
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,12 @@ class _OutputTuple(nn.Module):
         return tuple(outputs[name] for name in OUTPUT_NAMES)
 
 
-def export_onnx(model: RMTPPAD, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
-    """Fused fp32 graph with input `images` [B, 3, H, W] in [0, 1]; the batch dimension is dynamic."""
+def export_onnx(
+    model: RMTPPAD, path: str | Path, opset: int = DEFAULT_OPSET, config: ModelConfig | None = None
+) -> Path:
+    """Fused fp32 graph with input `images` [B, 3, H, W] in [0, 1]; the batch dimension is dynamic. `config`
+    (default the model's) is stored in the file: its input size is the graph's."""
+    config = config or model.config
     if opset < 17:
         raise ValueError(f"opset {opset} is too old: LayerNorm and grid_sample need opset >= 17")
     import onnx
@@ -53,7 +57,7 @@ def export_onnx(model: RMTPPAD, path: str | Path, opset: int = DEFAULT_OPSET) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fused = _OutputTuple(fuse_model(model).float().cpu()).eval()
-    height, width = model.config.input_size
+    height, width = config.input_size
     dynamic = {"images": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
     partial = path.with_name(path.name + ".partial")
     with warnings.catch_warnings():
@@ -72,7 +76,7 @@ def export_onnx(model: RMTPPAD, path: str | Path, opset: int = DEFAULT_OPSET) ->
             dynamo=False,
         )
     graph = onnx.load(str(partial))
-    _set_metadata(graph, {CONFIG_METADATA_KEY: yaml.safe_dump(model.config.to_dict(), sort_keys=False)})
+    _set_metadata(graph, {CONFIG_METADATA_KEY: yaml.safe_dump(config.to_dict(), sort_keys=False)})
     onnx.save(graph, str(partial))
     os.replace(partial, path)
     return path
@@ -95,29 +99,26 @@ def onnx_model_config(path: str | Path) -> ModelConfig:
     return ModelConfig.from_dict(yaml.safe_load(metadata[CONFIG_METADATA_KEY]))
 
 
-def resolve_onnx(path: str | Path, precision: str = "fp32") -> tuple[Path, ModelConfig]:
-    """An .onnx file as given, or the one next to a checkpoint (exported into a cache on first fp32 use)."""
+def resolve_onnx(path: str | Path, options: RuntimeOptions) -> tuple[Path, ModelConfig]:
+    """An .onnx file as given, the one in a checkpoint directory for `options.precision`, or (fp32) the checkpoint
+    exported on first use into `options.onnx_cache_dir()`, a folder per weights digest. Logs the file it uses."""
     path = Path(path)
     if path.suffix == ".onnx":
         return path, onnx_model_config(path)
-    if precision not in ONNX_FILES:
-        raise ValueError(f"precision {precision!r} is not available with onnxruntime ({', '.join(ONNX_FILES)})")
-    candidate = path / ONNX_FILES[precision]
+    candidate = path / ONNX_FILES[options.precision]
     if candidate.is_file():
         return candidate, onnx_model_config(candidate)
-    if precision != "fp32":
+    if options.precision != "fp32":
         raise FileNotFoundError(
             f"{candidate} not found; create it with `ppad export {path} --format onnx --int8 --calib IMAGES`"
         )
-    cached = _cache_dir() / _weights_digest(path) / ONNX_FILES["fp32"]
-    if not cached.is_file():
-        log.warning("exporting %s to %s (first onnxruntime use)", path, cached)
+    cached = options.onnx_cache_dir() / _weights_digest(path) / ONNX_FILES["fp32"]
+    if cached.is_file():
+        log.info("onnxruntime: %s runs as %s (ONNX cache)", path, cached)
+    else:
+        log.warning("onnxruntime: exporting %s to %s (ONNX cache, first use)", path, cached)
         export_onnx(load_checkpoint(path)[0], cached)
     return cached, onnx_model_config(cached)
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ppad" / "onnx"
 
 
 def _weights_digest(checkpoint: Path) -> str:
@@ -131,22 +132,52 @@ def _weights_digest(checkpoint: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def sample_inputs(config: ModelConfig, image_dir: str | Path | None = None, count: int = 8) -> np.ndarray:
-    """uint8 RGB batch [N, 3, H, W]: images from a folder, or rendered synthetic street scenes."""
-    if image_dir is None:
-        images = [render_scene(seed=1234, split="calib", index=i).image for i in range(count)]
-    else:
-        files = sorted(p for p in Path(image_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
-        images = [image for image in (cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files) if image is not None]
-        if not images:
-            raise FileNotFoundError(f"{image_dir}: no readable images")
+def sample_inputs(config: ModelConfig, image_dir: str | Path, count: int = 8) -> np.ndarray:
+    """uint8 RGB batch [N, 3, H, W] of the first `count` images under a folder (searched recursively)."""
+    files = sorted(p for p in Path(image_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+    images = [image for image in (cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files) if image is not None]
+    if not images:
+        raise FileNotFoundError(f"{image_dir}: no readable images")
     batch = np.stack([stretch_to_input(image, config.input_size) for image in images])
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
 
+def calibration_dir(checkpoint: str | Path, given: str | Path | None = None) -> Path:
+    """Where INT8 calibration images come from: the folder `given`, else the training data the checkpoint's
+    model.yaml records (provenance `data`). Never a default data set: a model is calibrated on its own domain."""
+    if given:
+        return Path(given)
+    is_checkpoint = (Path(checkpoint) / META_FILE).is_file()
+    recorded = (read_metadata(checkpoint).get("provenance") or {}).get("data") if is_checkpoint else None
+    if not recorded:
+        raise ValueError(
+            f"INT8 calibration needs images: {checkpoint} records no training data (provenance `data` in "
+            f"{META_FILE}); give a folder of images with --calib"
+        )
+    if not Path(recorded).is_dir():
+        raise FileNotFoundError(
+            f"INT8 calibration: {checkpoint} was trained on {recorded}, which is not here; give --calib IMAGES"
+        )
+    return Path(recorded)
+
+
+def check_inputs(
+    checkpoint: str | Path, config: ModelConfig, given: str | Path | None, count: int, calibrate: bool
+) -> np.ndarray:
+    """Images for the parity check and, when `calibrate`, INT8 calibration (`calibration_dir`). Without any
+    data a parity check alone runs on seeded uniform noise, which exercises every output as well."""
+    try:
+        return sample_inputs(config, calibration_dir(checkpoint, given), count)
+    except (ValueError, FileNotFoundError):
+        if calibrate or given:
+            raise
+    height, width = config.input_size
+    return np.random.default_rng(NOISE_SEED).integers(0, 256, (count, 3, height, width), dtype=np.uint8)
+
+
 def onnx_parity(model: RMTPPAD, onnx_path: str | Path, images_uint8: np.ndarray) -> dict[str, float]:
     """Max absolute difference of each output between the fused PyTorch model and ONNX Runtime."""
-    reference = TorchBackend(model, fuse=True)(images_uint8)
+    reference = TorchBackend(model)(images_uint8)
     exported = OnnxRuntimeBackend(onnx_path)(images_uint8)
     return {name: float(np.abs(reference[name] - exported[name]).max()) for name in OUTPUT_NAMES}
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ppad_core.data.layout import IMAGE_SUFFIXES
+from ppad_core.image import IMAGE_SUFFIXES
 from ppad_core.runtime.predictor import Prediction, Predictor
 from ppad_core.runtime.visualize import draw_overlay
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+FALLBACK_FPS = 10.0  # overlay videos are written at the source's frame rate; this when the file does not say
 
 
 def prediction_record(name: str, prediction: Prediction, class_names: list[str]) -> dict:
@@ -47,16 +48,24 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def _video_frames(path: Path) -> Iterator[np.ndarray]:
+def video_fps(capture: cv2.VideoCapture) -> float:
+    """The source's frame rate, or FALLBACK_FPS when its container reports none (0, NaN or absurd)."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return fps if 0 < fps < 1000 else FALLBACK_FPS
+
+
+def _video_frames(path: Path) -> Iterator[tuple[np.ndarray, float]]:
+    """Each frame of a video with the video's frame rate."""
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ValueError(f"{path}: cannot open video")
+    fps = video_fps(capture)
     try:
         while True:
             ok, frame = capture.read()
             if not ok:
                 return
-            yield frame
+            yield frame, fps
     finally:
         capture.release()
 
@@ -71,12 +80,12 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, sa
         for path in expand_inputs(inputs):
             if path.suffix.lower() in VIDEO_SUFFIXES:
                 writer = None
-                for index, frame in enumerate(_video_frames(path)):
+                for index, (frame, fps) in enumerate(_video_frames(path)):
                     prediction = predictor([frame])[0]
                     if writer is None:
                         fourcc = cv2.VideoWriter_fourcc(*"mp4v")
                         writer = cv2.VideoWriter(
-                            str(out_dir / f"{path.stem}.mp4"), fourcc, 10.0, (frame.shape[1], frame.shape[0])
+                            str(out_dir / f"{path.stem}.mp4"), fourcc, fps, (frame.shape[1], frame.shape[0])
                         )
                     writer.write(draw_overlay(frame, prediction, names))
                     log.write(json.dumps(prediction_record(f"{path.name}#{index}", prediction, names)) + "\n")

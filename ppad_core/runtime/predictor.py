@@ -12,12 +12,13 @@ import numpy as np
 import torch
 
 from ppad_core.boxes import cxcywh_to_xyxy
+from ppad_core.image import InputTransform, resize_to_input
 from ppad_core.model.checkpoint import load_checkpoint
 from ppad_core.model.config import ModelConfig
 from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
-from ppad_core.runtime.export import resolve_onnx
-from ppad_core.runtime.preprocess import InputTransform, resize_to_input
+from ppad_core.runtime.export import onnx_model_config, resolve_onnx
+from ppad_core.runtime.options import DEFAULT_OPTIONS, RuntimeOptions
 
 
 @dataclass
@@ -47,53 +48,38 @@ class StageTimes:
 class Predictor:
     """BGR images of any size in; boxes, scores, class ids and masks in their original pixels out."""
 
-    def __init__(
-        self, backend: Backend, config: ModelConfig, conf_threshold: float | None = None, resize: str = "stretch"
-    ) -> None:
+    def __init__(self, backend: Backend, config: ModelConfig, options: RuntimeOptions = DEFAULT_OPTIONS) -> None:
+        """`config` is the one the backend runs (the factories apply `options.model_config`); the options give the
+        score threshold and the resize mode."""
+        options.validate()
         self.backend = backend
         self.config = config
-        self.conf_threshold = config.conf_threshold if conf_threshold is None else conf_threshold
-        self.resize = resize
+        self.options = options
+        override = options.conf_threshold_override
+        self.conf_threshold = config.conf_threshold if override is None else override
+        self.resize = options.resize
         # sigmoid(x) > t  <=>  x > logit(t): thresholding logits skips a sigmoid over every pixel.
         self.seg_logit_thresholds = np.array([math.log(t / (1 - t)) for t in config.seg_thresholds], np.float32)
-        resize_to_input(np.zeros((8, 8, 3), np.uint8), config.input_size, resize)  # rejects unknown modes early
 
     @classmethod
-    def from_model(
-        cls,
-        model: RMTPPAD,
-        device: str = "cpu",
-        precision: str = "fp32",
-        channels_last: bool = False,
-        fuse: bool = True,
-        cuda_graph: bool = False,
-        **kwargs,
-    ) -> Predictor:
-        backend = TorchBackend(model, device, precision, channels_last, fuse, cuda_graph)
-        return cls(backend, model.config, **kwargs)
+    def from_model(cls, model: RMTPPAD, options: RuntimeOptions = DEFAULT_OPTIONS) -> Predictor:
+        """A PyTorch model in this process (the torch backend whatever `options.backend` says)."""
+        return cls(TorchBackend(model, options), options.model_config(model.config), options)
 
     @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | Path,
-        backend: str = "torch",
-        device: str = "cpu",
-        precision: str = "fp32",
-        channels_last: bool = False,
-        fuse: bool = True,
-        cuda_graph: bool = False,
-        **kwargs,
-    ) -> Predictor:
-        """`backend` is torch or onnxruntime; an ONNX file is exported next to a checkpoint on first use."""
-        if backend == "torch":
-            model = load_checkpoint(path)[0]
-            return cls.from_model(model, device, precision, channels_last, fuse, cuda_graph, **kwargs)
-        if cuda_graph:
-            raise ValueError("cuda_graph is an option of the torch backend")
-        if backend == "onnxruntime":
-            onnx_path, config = resolve_onnx(path, precision)
-            return cls(OnnxRuntimeBackend(onnx_path, device), config, **kwargs)
-        raise ValueError(f"backend {backend!r} is not one of torch, onnxruntime")
+    def from_onnx(cls, onnx_path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> Predictor:
+        """An exported graph through ONNX Runtime; its input size is fixed (see RuntimeOptions.model_config)."""
+        config = options.model_config(onnx_model_config(onnx_path), fixed_size=True)
+        return cls(OnnxRuntimeBackend(onnx_path, options), config, options)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> Predictor:
+        """A checkpoint directory (or, with onnxruntime, an .onnx file) run as `options` say; with onnxruntime a
+        checkpoint's fp32 graph is exported into `options.onnx_cache_dir()` on first use."""
+        options.validate()
+        if options.backend == "torch":
+            return cls.from_model(load_checkpoint(path)[0], options)
+        return cls.from_onnx(resolve_onnx(path, options)[0], options)
 
     def preprocess(self, images_bgr: list[np.ndarray]) -> tuple[np.ndarray, list[InputTransform]]:
         """uint8 RGB batch [B, 3, H, W] at the model's input size, and each image's transform."""
@@ -107,11 +93,15 @@ class Predictor:
             images_uint8 = images_uint8.numpy()
         return self.backend(images_uint8)
 
+    def network_masks(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """uint8 0/1 masks [B, 2, H, W] at the network input size, at the checkpoint's thresholds."""
+        return (outputs["seg_logits"] > self.seg_logit_thresholds[None, :, None, None]).view(np.uint8)
+
     def postprocess(self, outputs: dict[str, np.ndarray], transforms: list[InputTransform]) -> list[Prediction]:
         """Confident boxes in original pixels (no NMS: queries are one-to-one) and thresholded masks."""
         best_scores = outputs["scores"].max(-1)
         class_ids = outputs["scores"].argmax(-1)
-        masks = (outputs["seg_logits"] > self.seg_logit_thresholds[None, :, None, None]).view(np.uint8)
+        masks = self.network_masks(outputs)
         input_h, input_w = self.config.input_size
         input_scale = np.array([input_w, input_h, input_w, input_h], np.float32)
         results = []

@@ -29,6 +29,7 @@ from ppad_core.evaluate.evaluator import evaluate
 from ppad_core.evaluate.metric_table import SELECTION, TRAINING, is_better, keys
 from ppad_core.model.checkpoint import load_or_build, save_checkpoint
 from ppad_core.model.rmt_ppad import RMTPPAD
+from ppad_core.runtime.options import RuntimeOptions
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.train.auxiliary import AuxiliaryLoss, AuxiliaryLossFactory
 from ppad_core.train.config import TrainConfig
@@ -337,7 +338,7 @@ class Trainer:
         return {"loss": float(loss.detach()), **per_task}
 
     def validate(self) -> dict:
-        predictor = Predictor.from_model(self.ema.model, device=str(self.device))
+        predictor = Predictor.from_model(self.ema.model, RuntimeOptions(device=str(self.device)))
         return evaluate(predictor, self.val_set, batch_size=VALIDATION_BATCH, progress=self.progress)
 
     # ----- outputs ---------------------------------------------------------------------------------------

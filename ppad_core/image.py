@@ -1,4 +1,6 @@
-"""Image preprocessing shared by the dataset reader and the Predictor, so both feed identical pixels."""
+"""Image pre-processing shared by the dataset reader and the Predictor, so both feed identical pixels.
+
+It sits below both `data/` and `runtime/`: neither imports the other for it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # files the dataset reader, predict and calibration read
 RESIZE_MODES = ("stretch", "letterbox")
 LETTERBOX_FILL = 114  # grey, the value YOLO/RT-DETR pipelines pad with
 
