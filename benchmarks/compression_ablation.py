@@ -18,8 +18,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.markdown import Markdown
 
-from ppad_core.cli.compress import module_ratio_argument
+from ppad_core.cli.compress import module_ratio_argument, prune_config
 from ppad_core.compress.ablation import ARMS, AblationSettings, markdown_table, run_ablation
+from ppad_core.compress.importance import ImportanceConfig
 from ppad_core.compress.pruning import SCOPES, PruneConfig
 
 
@@ -59,14 +60,7 @@ def main() -> int:
         train_config=args.config,
         out_dir=args.out,
         epochs=args.epochs,
-        prune=PruneConfig(
-            target_reduction=args.target,
-            scope=args.scope,
-            steps=args.steps,
-            calibration_batches=args.calib_batches,
-            round_to=args.round_to,
-            module_ratios=dict(args.module_ratio),
-        ),
+        prune=prune_config(args, importance=ImportanceConfig()),  # the budget; each arm sets its importance
         progress=not args.no_progress,
     )
     arms = tuple(arm for arm in ARMS if not args.arms or arm.slug in args.arms)

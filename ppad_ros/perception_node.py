@@ -4,7 +4,7 @@ A lifecycle node that configures and activates itself unless started with `--ros
 autostart:=false`: configure loads and warms up the model (a missing or corrupt checkpoint fails
 here, and the process exits non-zero), activate subscribes. The subscription callback only parks the
 newest frame in a one-slot hand-over; an inference thread takes it, so a slow model drops frames
-instead of queueing them. Topics, QoS and parameters: README "ROS 2 node".
+instead of queueing them. Topics, QoS and parameters: docs/node.md (and README "ROS 2 node").
 """
 
 from __future__ import annotations

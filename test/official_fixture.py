@@ -1,4 +1,5 @@
-"""Writes checkpoints in the official RMT-PPAD format (rmt_ppad_model.md §8) without the official code.
+"""Writes checkpoints in the official RMT-PPAD format without the official code (docs/model.md, "Official
+checkpoint import").
 
 Stand-in classes with the official import paths (`ultralytics.nn.tasks.MTDETRModel`, ...) are
 registered in sys.modules only while `torch.save` runs, so the pickle references them exactly as a

@@ -1,7 +1,7 @@
 """Functional reference of the official RMT-PPAD eval forward, written against official key names.
 
 Independent of ppad_core's modules: it reads a flat official state dict (`model.N...`) and applies
-the operations rmt_ppad_model.md describes with torch.nn.functional, including the official
+the operations docs/model.md describes with torch.nn.functional, including the official
 sin-cos embedding formula and the official `while size < image width` upsampling loop. Square
 inputs only (the official decoder's own limitation).
 """

@@ -26,7 +26,7 @@ def test_paper_model_parameter_budget(large_config):
     # The official fusion (34,348,746: the paper's 34.3 M) leaves the raw Conv+BN pairs of the input
     # projections, GCA and seg head unfused; ours folds them too, one BN's weight and bias fewer each.
     assert count_parameters(fuse_model(model)) == 34_332_106
-    # Per-part budget of rmt_ppad_model.md §2.8
+    # Per-part budget of docs/model.md, "Fusion" (parameter table)
     assert count_parameters(model.backbone) == 13_553_376
     assert count_parameters(model.encoder) == 11_950_848
     assert count_parameters(head.detector) + count_parameters(head.input_proj) == 7_303_907

@@ -189,17 +189,19 @@ def _add_compare_options(parser: argparse.ArgumentParser) -> None:
     add_json_flag(parser)
 
 
-def prune_config(args: argparse.Namespace):
-    """The PruneConfig (with its ImportanceConfig) the pruning options describe."""
+def prune_config(args: argparse.Namespace, importance=None):
+    """The PruneConfig the pruning options describe; its ImportanceConfig from the importance options unless
+    `importance` is given (the ablation, whose arms choose their own)."""
     from ppad_core.compress.importance import ImportanceConfig
     from ppad_core.compress.pruning import PruneConfig
 
-    importance = ImportanceConfig(
-        criterion=args.criterion,
-        conflict=args.conflict,
-        conflict_weight=args.conflict_weight,
-        aggregation=args.aggregation,
-    )
+    if importance is None:
+        importance = ImportanceConfig(
+            criterion=args.criterion,
+            conflict=args.conflict,
+            conflict_weight=args.conflict_weight,
+            aggregation=args.aggregation,
+        )
     return PruneConfig(
         target_reduction=args.target,
         scope=args.scope,

@@ -1,5 +1,6 @@
 """Head-agnostic feature distillation: a frozen teacher's backbone-stage and encoder features guide the
-student through 1x1 adapters (where widths differ), with MSE or channel-wise distillation (CWD)."""
+student through 1x1 adapters (where widths differ), with MSE or channel-wise distillation (CWD).
+See docs/compression.md §3."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Task-aware channel importance for structured pruning (compression.md §1.4, our reconstruction).
+"""Task-aware channel importance for structured pruning (docs/compression.md §1).
 
 For every calibration batch b and task t (detection, drivable area, lane lines) we keep, per channel
 slice of every prunable parameter: the signed Taylor term s = sum(w * dL_t/dw) and the gradient inner

@@ -1,4 +1,5 @@
-"""Structured pruning on Torch-Pruning's dependency graph, to a requested whole-model parameter reduction."""
+"""Structured pruning on Torch-Pruning's dependency graph, to a requested whole-model parameter reduction
+(docs/compression.md §2)."""
 
 from __future__ import annotations
 

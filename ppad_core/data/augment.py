@@ -1,4 +1,4 @@
-"""Training augmentation of rmt_ppad_model.md §4, keeping boxes and both masks consistent.
+"""Training augmentation of docs/model.md, "Training recipe", keeping boxes and both masks consistent.
 
 Mosaic-4 on a 2H x 2W canvas, then a random affine (scale, translation) back to H x W, HSV jitter and a
 horizontal flip. Boxes are normalised cxcywh on input and output; the geometry runs in pixels.

@@ -1,4 +1,4 @@
-"""The RMT-PPAD on-disk layout (rmt_ppad_model.md §5.1), shared by the reader, converter and generator.
+"""The RMT-PPAD on-disk layout (docs/evaluation.md, "Data layout"), shared by the reader, converter and generator.
 
 root/images/<split>/<name>.jpg
 root/labels/<split>/<name>.txt           YOLO lines "cls cx cy w h", normalised to the image

@@ -1,4 +1,5 @@
-"""`ppad eval`: a checkpoint scored on a dataset split with the RMT-PPAD protocol, through the Predictor."""
+"""`ppad eval`: a checkpoint scored on a dataset split with the RMT-PPAD protocol, through the Predictor
+(docs/evaluation.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RMT-PPAD assembly: backbone -> hybrid encoder -> multi-task head, built from a ModelConfig."""
+"""RMT-PPAD assembly: backbone -> hybrid encoder -> multi-task head, built from a ModelConfig (docs/model.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RMT-PPAD losses (rmt_ppad_model.md §3): RT-DETR set loss plus focal/BCE and focal/Tversky segmentation.
+"""RMT-PPAD losses (docs/model.md, "Losses"): RT-DETR set loss plus focal/BCE and focal/Tversky segmentation.
 
 L = L_det + L_drivable + L_lane, a plain sum. L_det sums, over the main (last decoder layer), auxiliary
 (earlier layers), encoder top-k and denoising prediction sets: varifocal classification against the
