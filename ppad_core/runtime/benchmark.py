@@ -28,7 +28,7 @@ from ppad_core.model.config import ModelConfig
 from ppad_core.model.fusion import fuse_model
 from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.backends import cpu_supports_bf16
-from ppad_core.runtime.export import calibration_dir, export_onnx, quantize_int8, sample_inputs
+from ppad_core.runtime.export import export_onnx, own_images, quantize_int8
 from ppad_core.runtime.options import RuntimeOptions
 from ppad_core.runtime.predictor import Predictor
 
@@ -141,11 +141,9 @@ def build_predictor(
 def bench_calibration(spec: str, config: ModelConfig, given: str | None, frame: np.ndarray) -> np.ndarray:
     """INT8 calibration images of a benchmarked model: `given`, else the checkpoint's recorded training data, else
     (an architecture config, or data not on this machine) the benchmark frame itself: these rows measure latency."""
-    try:
-        return sample_inputs(config, calibration_dir(spec, given), CALIBRATION_IMAGES)
-    except (ValueError, FileNotFoundError):
-        if given:
-            raise
+    images = own_images(spec, config, given, CALIBRATION_IMAGES, required=False)
+    if images is not None:
+        return images
     return np.ascontiguousarray(stretch_to_input(frame, config.input_size).transpose(2, 0, 1)[None])
 
 

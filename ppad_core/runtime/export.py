@@ -161,16 +161,27 @@ def calibration_dir(checkpoint: str | Path, given: str | Path | None = None) -> 
     return Path(recorded)
 
 
+def own_images(
+    checkpoint: str | Path, config: ModelConfig, given: str | Path | None, count: int, required: bool
+) -> np.ndarray | None:
+    """`sample_inputs` of `calibration_dir`, or None where there is no such data and none is `required` (a folder
+    that was `given` always is): the caller then falls back to images of its own."""
+    try:
+        return sample_inputs(config, calibration_dir(checkpoint, given), count)
+    except (ValueError, FileNotFoundError):
+        if required or given:
+            raise
+    return None
+
+
 def check_inputs(
     checkpoint: str | Path, config: ModelConfig, given: str | Path | None, count: int, calibrate: bool
 ) -> np.ndarray:
     """Images for the parity check and, when `calibrate`, INT8 calibration (`calibration_dir`). Without any
     data a parity check alone runs on seeded uniform noise, which exercises every output as well."""
-    try:
-        return sample_inputs(config, calibration_dir(checkpoint, given), count)
-    except (ValueError, FileNotFoundError):
-        if calibrate or given:
-            raise
+    images = own_images(checkpoint, config, given, count, required=calibrate)
+    if images is not None:
+        return images
     height, width = config.input_size
     return np.random.default_rng(NOISE_SEED).integers(0, 256, (count, 3, height, width), dtype=np.uint8)
 
