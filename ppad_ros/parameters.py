@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ppad_core.runtime.options import DEFAULT_OPTIONS, KNOBS, OptionError, RuntimeOptions
+from ppad_core.runtime.options import DEFAULT_OPTIONS, KNOBS, OptionError, RuntimeOptions, check_value
 from ppad_ros.image_conversion import DEFAULT_MAX_PIXELS
 
 
@@ -100,12 +100,10 @@ class NodeParameters:
         specs = {spec.name: spec for spec in PARAMETERS}
         for name, value in values.items():
             spec = specs[name]
-            if spec.choices and value not in spec.choices:
-                raise ValueError(f"parameter {name}={value!r} is not one of {', '.join(spec.choices)}")
-            if spec.minimum is not None and value < spec.minimum:
-                raise ValueError(f"parameter {name}={value} is below its minimum {spec.minimum}")
-            if spec.maximum is not None and value > spec.maximum:
-                raise ValueError(f"parameter {name}={value} is above its maximum {spec.maximum}")
+            try:
+                check_value(name, value, spec.choices, spec.minimum, spec.maximum)
+            except OptionError as exc:
+                raise ValueError(f"parameter {exc}") from None
         if not values.get("checkpoint"):
             raise ValueError("parameter checkpoint is empty: set it (config/teacher.yaml, config/student.yaml)")
         own = {f.name: values[f.name] for f in fields(cls) if f.name != "runtime"}

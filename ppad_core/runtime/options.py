@@ -97,7 +97,8 @@ class RuntimeOptions:
     def validate(self) -> RuntimeOptions:
         """These options, or an OptionError (a ValueError) naming the option and what it accepts."""
         for item in dataclasses.fields(self):
-            _check_knob(item.name, getattr(self, item.name), item.metadata["knob"])
+            knob = item.metadata["knob"]
+            check_value(item.name, getattr(self, item.name), knob.choices, knob.minimum, knob.maximum)
         if not DEVICE_PATTERN.fullmatch(self.device):
             raise OptionError("device", f"device={self.device!r} is not one of cpu, cuda, cuda:N")
         allowed = BACKEND_PRECISIONS[self.backend]
@@ -158,14 +159,18 @@ class RuntimeOptions:
         return cls(**(values | overrides)).validate()
 
 
-def _check_knob(name: str, value: Any, knob: Knob) -> None:
-    if knob.choices and value not in knob.choices:
-        raise OptionError(name, f"{name}={value!r} is not one of {', '.join(knob.choices)}")
+def check_value(
+    name: str, value: Any, choices: tuple = (), minimum: float | None = None, maximum: float | None = None
+) -> None:
+    """The one choices/range check of an option or parameter (each side of a tuple against the range); an
+    OptionError names it."""
+    if choices and value not in choices:
+        raise OptionError(name, f"{name}={value!r} is not one of {', '.join(choices)}")
     for part in value if isinstance(value, tuple) else (value,):
-        if knob.minimum is not None and part < knob.minimum:
-            raise OptionError(name, f"{name}={value!r} is below its minimum {knob.minimum}")
-        if knob.maximum is not None and part > knob.maximum:
-            raise OptionError(name, f"{name}={value!r} is above its maximum {knob.maximum}")
+        if minimum is not None and part < minimum:
+            raise OptionError(name, f"{name}={value!r} is below its minimum {minimum}")
+        if maximum is not None and part > maximum:
+            raise OptionError(name, f"{name}={value!r} is above its maximum {maximum}")
 
 
 KNOBS: dict[str, Knob] = {item.name: item.metadata["knob"] for item in dataclasses.fields(RuntimeOptions)}
