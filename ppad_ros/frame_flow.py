@@ -3,6 +3,7 @@ counters and timings the node reports on /diagnostics. Plain Python: tested with
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import deque
@@ -10,6 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ppad_ros.wire_text import REASON_LIMIT, printable
+
+MAX_TRACKED_PUBLISHERS = 64  # publishers remembered for loss counting; the longest silent one is forgotten first
 
 
 class LatestFrameSlot:
@@ -47,6 +52,49 @@ class LatestFrameSlot:
             self._condition.notify_all()
 
 
+class TransportLosses:
+    """Frames lost before the node, from the gaps in each publisher's sequence numbers.
+
+    DDS numbers every sample a writer sends; a reader that sees 7 after 4 knows 5 and 6 were sent and never
+    delivered (dropped by the transport, or overwritten in the reader's queue). Counting starts at the
+    first sample seen from each publisher. Samples without a sequence number (an RMW that does not report
+    one) are counted as `unnumbered`."""
+
+    def __init__(self) -> None:
+        self.lost = 0
+        self.unnumbered = 0
+        self._publishers: dict[bytes, list[int]] = {}  # gid -> [last sequence, received, lost], oldest first
+
+    def observe(self, publisher: bytes, sequence: int | None) -> int:
+        """Account for one received sample; returns the frames this one shows were lost (-1: a late one)."""
+        if not sequence:
+            self.unnumbered += 1
+            return 0
+        record = self._publishers.pop(publisher, None)  # re-inserted last: the dict stays in age order
+        if record is None:
+            record = [sequence, 0, 0]
+            if len(self._publishers) >= MAX_TRACKED_PUBLISHERS:
+                self._publishers.pop(next(iter(self._publishers)))
+        # a sample older than the last one arrived late: it was counted lost when the later one came
+        gap = sequence - record[0] - 1 if sequence > record[0] else -int(sequence < record[0] and record[2] > 0)
+        record[0] = max(record[0], sequence)
+        record[1] += 1
+        record[2] += gap
+        self._publishers[publisher] = record
+        self.lost += gap
+        return gap
+
+    def by_publisher(self, limit: int = 8) -> str:
+        """`publisher: lost/sent` for the publishers heard from most recently; a publisher is named by a short
+        hash of its gid (the gid's first 12 bytes are the same for every publisher of one process)."""
+        recent = list(self._publishers.items())[-limit:]
+        return ", ".join(f"{_short(gid)}: {lost}/{received + lost}" for gid, (_, received, lost) in recent)
+
+
+def _short(gid: bytes) -> str:
+    return hashlib.blake2s(gid, digest_size=4).hexdigest()
+
+
 @dataclass
 class FrameStatistics:
     """Counts since start and timings over a sliding window of recent frames."""
@@ -58,21 +106,23 @@ class FrameStatistics:
     rejected: int = 0  # bad input: encoding, size, truncated, undecodable
     stale: int = 0  # older than max_input_age_ms
     last_rejection: str = ""
+    transport: TransportLosses = field(default_factory=TransportLosses)
     stages: dict[str, deque] = field(default_factory=dict)
     _arrivals: deque = field(default_factory=lambda: deque(maxlen=100))
     _outputs: deque = field(default_factory=lambda: deque(maxlen=100))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def on_received(self, replaced: bool) -> None:
+    def on_received(self, replaced: bool, publisher: bytes = b"", sequence: int | None = None) -> None:
         with self._lock:
             self.received += 1
             self.dropped += int(replaced)
+            self.transport.observe(publisher, sequence)
             self._arrivals.append(time.monotonic())
 
     def on_rejected(self, reason: str) -> None:
         with self._lock:
             self.rejected += 1
-            self.last_rejection = reason
+            self.last_rejection = printable(reason, REASON_LIMIT)
 
     def on_stale(self) -> None:
         with self._lock:
@@ -97,12 +147,16 @@ class FrameStatistics:
                 "frames_received": self.received,
                 "frames_processed": self.processed,
                 "frames_dropped": self.dropped,
+                "frames_lost_transport": self.transport.lost,
+                "transport_losses_by_publisher": self.transport.by_publisher(),
                 "frames_rejected": self.rejected,
                 "frames_stale": self.stale,
                 "input_rate_hz": round(self._rate(self._arrivals), 2),
                 "output_rate_hz": round(self._rate(self._outputs), 2),
                 "last_rejection": self.last_rejection,
             }
+            if self.transport.unnumbered:
+                values["frames_without_sequence_number"] = self.transport.unnumbered
             for stage, samples in self.stages.items():
                 data = np.asarray(samples)
                 values[f"{stage}_ms_mean"] = round(float(data.mean()), 2)

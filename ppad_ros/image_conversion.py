@@ -11,6 +11,9 @@ import array
 import cv2
 import numpy as np
 
+from ppad_ros.image_header import HeaderError, encoded_size
+from ppad_ros.wire_text import printable
+
 # encoding -> (bytes per pixel, OpenCV conversion to BGR or None when the layout already is BGR)
 ENCODINGS: dict[str, tuple[int, int | None]] = {
     "bgr8": (3, None),
@@ -41,7 +44,7 @@ def image_to_bgr(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """sensor_msgs/Image -> BGR uint8 [H, W, 3]."""
     encoding = msg.encoding
     if encoding not in ENCODINGS:
-        raise ImageError(f"encoding {encoding!r} is not supported (supported: {', '.join(ENCODINGS)})")
+        raise ImageError(f"encoding '{printable(encoding)}' is not supported (supported: {', '.join(ENCODINGS)})")
     channels, conversion = ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
@@ -67,24 +70,24 @@ def image_to_bgr(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
 
 def compressed_to_bgr(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg/png, any colour layout) -> BGR uint8 [H, W, 3]."""
+    """sensor_msgs/CompressedImage (JPEG, PNG, WebP, BMP or TIFF; any colour layout) -> BGR uint8 [H, W, 3].
+
+    The size is read from the encoded header and checked before decoding; the decoder ignores EXIF
+    orientation, so the masks keep the size the camera sent."""
     data = np.frombuffer(msg.data, dtype=np.uint8)
+    described = f"compressed image ('{printable(msg.format)}', {data.size} bytes)"
     if data.size == 0:
         raise ImageError("compressed image with empty data")
-    header_ok, width, height = _peek_size(data)
-    if header_ok and width * height > max_pixels:
-        raise ImageError(f"compressed image of {width}x{height} exceeds max_image_pixels={max_pixels}")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        kind, width, height = encoded_size(data.tobytes())
+    except HeaderError as exc:
+        raise ImageError(f"{described} refused: {exc}") from None
+    if width * height > max_pixels:
+        raise ImageError(f"{kind} image of {width}x{height} exceeds max_image_pixels={max_pixels}")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
-        raise ImageError(f"compressed image ({msg.format or 'no format'}, {data.size} bytes) could not be decoded")
+        raise ImageError(f"{described} could not be decoded")
     return image
-
-
-def _peek_size(data: np.ndarray) -> tuple[bool, int, int]:
-    """Width and height from a PNG header, so huge images are refused before decoding."""
-    if data.size >= 24 and bytes(data[:8]) == b"\x89PNG\r\n\x1a\n":
-        return True, int.from_bytes(bytes(data[16:20]), "big"), int.from_bytes(bytes(data[20:24]), "big")
-    return False, 0, 0
 
 
 def fill_image(msg, pixels: np.ndarray, encoding: str):

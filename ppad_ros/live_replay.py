@@ -21,6 +21,7 @@ from ppad_ros.messages import result_prediction
 from ppad_ros.msg import PerceptionResult
 from ppad_ros.replay import LabelSource, Replay, decode, score_published
 
+NODE_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected", "frames_lost_transport")
 SETTLE_S = 3.0  # after the last frame: wait this long without new outputs before concluding
 # Seeing the node's subscription only proves this side discovered it; the node discovers this publisher a
 # moment later, and frames published before that are lost. One second covers discovery on loopback.
@@ -100,10 +101,7 @@ class _Collector:
                     break
             time.sleep(0.05)
         with self.lock:
-            return {
-                k: int(self.diagnostics.get(k, 0))
-                for k in ("frames_received", "frames_processed", "frames_dropped", "frames_rejected")
-            }
+            return {k: int(self.diagnostics.get(k, 0)) for k in NODE_COUNTERS}
 
     def close(self) -> None:
         self.executor.shutdown()

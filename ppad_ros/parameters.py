@@ -8,6 +8,7 @@ from typing import Any
 
 from ppad_core.runtime.options import DEFAULT_OPTIONS, KNOBS, OptionError, RuntimeOptions, check_value
 from ppad_ros.image_conversion import DEFAULT_MAX_PIXELS
+from ppad_ros.wire_text import printable
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,26 @@ class ParameterSpec:
     minimum: float | None = None
     maximum: float | None = None
 
+    def coerce(self, value: Any) -> Any:
+        """`value` as this parameter's type (an integer literal is a valid float); a ValueError names it."""
+        kind = type(self.default)
+        if kind is float and type(value) is int:
+            return float(value)
+        if type(value) is not kind:
+            shown = printable(repr(value))
+            raise ValueError(f"parameter {self.name}={shown} is not {TYPE_NAMES[kind]}{self.allowed()}")
+        return value
 
+    def allowed(self) -> str:
+        """The allowed values or range, as error messages and descriptions state them."""
+        if self.choices:
+            return f" (one of {', '.join(self.choices)})"
+        bounds = [f">= {self.minimum:g}"] if self.minimum is not None else []
+        bounds += [f"<= {self.maximum:g}"] if self.maximum is not None else []
+        return f" ({', '.join(bounds)})" if bounds else ""
+
+
+TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 INPUT_SIDES = ("input_height", "input_width")  # the node's two parameters for RuntimeOptions.input_size
 
 
@@ -77,6 +97,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 
+SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+
+
 @dataclass
 class NodeParameters:
     """The node's own parameters, and the RuntimeOptions its runtime parameters make."""
@@ -96,14 +119,14 @@ class NodeParameters:
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> NodeParameters:
-        """Validated parameters; a ValueError names the parameter and its allowed values or range."""
-        specs = {spec.name: spec for spec in PARAMETERS}
+        """Validated parameters; a ValueError names the parameter, its value and the allowed values or range."""
+        values = {name: SPECS[name].coerce(value) for name, value in values.items()}
         for name, value in values.items():
-            spec = specs[name]
+            spec = SPECS[name]
             try:
                 check_value(name, value, spec.choices, spec.minimum, spec.maximum)
             except OptionError as exc:
-                raise ValueError(f"parameter {exc}") from None
+                raise ValueError(f"parameter {printable(exc, 200)}") from None
         if not values.get("checkpoint"):
             raise ValueError("parameter checkpoint is empty: set it (config/teacher.yaml, config/student.yaml)")
         own = {f.name: values[f.name] for f in fields(cls) if f.name != "runtime"}

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     QoSProfile,
@@ -27,19 +28,23 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.subscription import MessageInfo
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
+from ppad_core.runtime.backends import check_hardware
+from ppad_core.runtime.options import OptionError
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.runtime.visualize import draw_overlay
-from ppad_ros.frame_flow import FrameStatistics, LatestFrameSlot
+from ppad_ros.frame_flow import FrameStatistics, LatestFrameSlot, TransportLosses
 from ppad_ros.image_conversion import ImageError, compressed_to_bgr, fill_image, image_to_bgr
 from ppad_ros.messages import combined_message, detections_message, label_info_message, mask_message
 from ppad_ros.msg import PerceptionResult
-from ppad_ros.parameters import PARAMETERS, NodeParameters
+from ppad_ros.parameters import PARAMETERS, SPECS, NodeParameters
 from ppad_ros.resources import find_resource
+from ppad_ros.wire_text import REASON_LIMIT, printable
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -48,6 +53,7 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabi
 # (replaced frames are the `frames_dropped` of /diagnostics) instead of vanishing inside DDS.
 CAMERA_QOS = qos_profile_sensor_data
 WARMUP_FRAME = (720, 1280)
+ERROR_LIMIT = 1000  # characters of a start-up error (it may list every place a checkpoint was looked for)
 
 
 class PerceptionNode(Node):
@@ -55,28 +61,35 @@ class PerceptionNode(Node):
         super().__init__("perception", **kwargs)
         for spec in PARAMETERS:
             self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.params: NodeParameters | None = None
         self.predictor: Predictor | None = None
+        self.error = ""  # why the last configure failed, for /diagnostics
         self.stats = FrameStatistics()
         self.slot = LatestFrameSlot()
         self.ready = False
         self._worker: threading.Thread | None = None
         self._subscription = None
         self._outputs: dict = {}
-        self._diagnostics_timer = None
+        # /diagnostics from construction on: an unconfigured or failed node still says why it is silent
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(self._diagnostics_period(), self._publish_diagnostics)
 
     # ----- lifecycle -------------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            values = {spec.name: self.get_parameter(spec.name).value for spec in PARAMETERS}
-            self.params = params = NodeParameters.from_values(values)
+            self.params = params = self._validated(self._parameter_values())
             self.predictor = self._load_predictor(params)
             self._warm_up(params.warmup_iterations)
         except Exception as exc:  # any start-up failure must end in a readable message and a failed transition
-            self.get_logger().fatal(f"configure failed: {exc}")
+            self.predictor = None
+            self.error = f"configure failed: {printable(exc, ERROR_LIMIT)}"
+            self.get_logger().fatal(self.error)
+            self._publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
+        self.error = ""
         self._create_publishers(params)
-        self._diagnostics_timer = self.create_timer(params.diagnostics_period_s, self._publish_diagnostics)
+        self._restart_diagnostics(params.diagnostics_period_s)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -86,6 +99,7 @@ class PerceptionNode(Node):
         else:
             topic, message_type = "image", Image
         self.slot = LatestFrameSlot()
+        self.stats.transport = TransportLosses()  # a new subscription: frames sent while inactive are not losses
         self._worker = threading.Thread(target=self._inference_loop, name="ppad-inference", daemon=True)
         self._worker.start()
         self._subscription = self.create_subscription(
@@ -116,14 +130,54 @@ class PerceptionNode(Node):
         for publisher in self._outputs.values():
             self.destroy_publisher(publisher)
         self._outputs = {}
-        if self._diagnostics_timer is not None:
-            self.destroy_timer(self._diagnostics_timer)
         self.predictor = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self.slot.close()
         return TransitionCallbackReturn.SUCCESS
+
+    # ----- parameters ------------------------------------------------------------------------------------
+    def _parameter_values(self) -> dict:
+        return {spec.name: self.get_parameter(spec.name).value for spec in PARAMETERS}
+
+    @staticmethod
+    def _validated(values: dict) -> NodeParameters:
+        """The node's parameters if `values` can run on this machine; a ValueError names the parameter at fault."""
+        params = NodeParameters.from_values(values)
+        try:
+            find_resource(params.checkpoint, "checkpoint")
+            check_hardware(params.runtime)
+        except FileNotFoundError as exc:
+            raise ValueError(f"parameter {exc}") from None
+        except OptionError as exc:
+            raise ValueError(f"parameter {exc}") from None
+        return params
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Refuses a change the next configure would fail on, with the same checks and messages as start-up.
+        Accepted values take effect at the next configure (lifecycle cleanup, then configure)."""
+        changed = {p.name: p.value for p in parameters if p.name in SPECS}
+        if not changed:
+            return SetParametersResult(successful=True)
+        try:
+            self._validated(self._parameter_values() | changed)
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=printable(exc, ERROR_LIMIT))
+        return SetParametersResult(successful=True)
+
+    def _diagnostics_period(self) -> float:
+        spec = SPECS["diagnostics_period_s"]
+        try:
+            value = spec.coerce(self.get_parameter(spec.name).value)
+        except ValueError:
+            return spec.default  # configure will refuse the value and say so
+        return max(value, spec.minimum)
+
+    def _restart_diagnostics(self, period_s: float) -> None:
+        if abs(self._diagnostics_timer.timer_period_ns - period_s * 1e9) > 1:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = self.create_timer(period_s, self._publish_diagnostics)
 
     # ----- set-up ----------------------------------------------------------------------------------------
     @property
@@ -155,7 +209,6 @@ class PerceptionNode(Node):
             publisher(PerceptionResult, "perception")
         if params.publish_overlay:
             publisher(Image, "debug/overlay")
-        self._outputs["/diagnostics"] = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     def _publish_label_info(self) -> None:
         config = self.predictor.config
@@ -171,8 +224,10 @@ class PerceptionNode(Node):
             self._outputs[topic].publish(label_info_message(names, threshold, header))
 
     # ----- frames ----------------------------------------------------------------------------------------
-    def _on_image(self, msg) -> None:
-        self.stats.on_received(self.slot.put((msg, time.perf_counter())))
+    def _on_image(self, msg, info: MessageInfo) -> None:
+        publisher = (info.get("publisher_gid") or {}).get("data", b"")
+        replaced = self.slot.put((msg, time.perf_counter()))
+        self.stats.on_received(replaced, bytes(publisher), info.get("publication_sequence_number"))
 
     def _inference_loop(self) -> None:
         while not self.slot.closed:
@@ -182,8 +237,9 @@ class PerceptionNode(Node):
             try:
                 self._process(*item)
             except Exception as exc:  # one bad frame must never stop the node
-                self.stats.on_rejected(str(exc))
-                self.get_logger().error(f"frame failed: {exc}", throttle_duration_sec=2.0)
+                reason = printable(exc, REASON_LIMIT)
+                self.stats.on_rejected(reason)
+                self.get_logger().error(f"frame failed: {reason}", throttle_duration_sec=2.0)
 
     def _process(self, msg, received: float) -> None:
         params = self.params
@@ -198,8 +254,9 @@ class PerceptionNode(Node):
             image = decode(msg, params.max_image_pixels)
         except ImageError as exc:
             topic = self._subscription.topic_name if self._subscription else "image"
-            self.stats.on_rejected(str(exc))
-            self.get_logger().error(f"dropped a frame on {topic}: {exc}", throttle_duration_sec=2.0)
+            reason = printable(exc, REASON_LIMIT)
+            self.stats.on_rejected(reason)
+            self.get_logger().error(f"dropped a frame on {topic}: {reason}", throttle_duration_sec=2.0)
             return
         decoded = time.perf_counter()
         (prediction,), times = self.predictor.predict([image])
@@ -238,33 +295,34 @@ class PerceptionNode(Node):
     # ----- diagnostics -----------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         summary = self.stats.summary()
-        status = DiagnosticStatus(
-            name=f"ppad: {self.get_fully_qualified_name()}", hardware_id=self.params.runtime.device
-        )
-        if not self.ready:
-            status.level, status.message = DiagnosticStatus.WARN, "not active"
-        elif summary["frames_received"] == 0:
-            status.level, status.message = DiagnosticStatus.WARN, "ready, no images received yet"
-        else:
-            status.level, status.message = DiagnosticStatus.OK, "ready"
-        values = {"model": self.model_name, "backend": self.predictor.backend.description, **summary}
+        status = DiagnosticStatus(name=f"ppad: {self.get_fully_qualified_name()}")
+        status.level, status.message = self._state(summary)
+        values = summary
+        if self.predictor is not None:
+            status.hardware_id = self.params.runtime.device
+            values = {"model": self.model_name, "backend": self.predictor.backend.description, **summary}
         status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
         message = DiagnosticArray(status=[status])
         message.header.stamp = self.get_clock().now().to_msg()
-        self._outputs["/diagnostics"].publish(message)
+        self._diagnostics.publish(message)
+
+    def _state(self, summary: dict) -> tuple[bytes, str]:
+        """Level and message of the node's status."""
+        if self.error:
+            return DiagnosticStatus.ERROR, self.error
+        if self.predictor is None:
+            return DiagnosticStatus.ERROR, "unconfigured: waiting for the configure transition"
+        if not self.ready:
+            return DiagnosticStatus.WARN, "not active"
+        if summary["frames_received"] == 0:
+            return DiagnosticStatus.WARN, "ready, no images received yet"
+        return DiagnosticStatus.OK, "ready"
 
 
 def _descriptor(spec) -> ParameterDescriptor:
-    description = spec.description + (f" ({', '.join(spec.choices)})" if spec.choices else "")
-    descriptor = ParameterDescriptor(description=description)
-    if isinstance(spec.default, bool):
-        return descriptor
-    if isinstance(spec.default, int) and spec.minimum is not None:
-        descriptor.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=2**62, step=0)]
-    elif isinstance(spec.default, float) and spec.minimum is not None:
-        upper = spec.maximum if spec.maximum is not None else 1e18
-        descriptor.floating_point_range = [FloatingPointRange(from_value=spec.minimum, to_value=upper, step=0.0)]
-    return descriptor
+    """Types and ranges are the parameter table's to check (NodeParameters.from_values), not rclpy's: rclpy would
+    refuse `-p score_threshold:=1` (an integer for a float) and out-of-range overrides with a traceback."""
+    return ParameterDescriptor(description=spec.description + spec.allowed(), dynamic_typing=True)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -189,6 +189,7 @@ def print_summary(summaries: dict[str, dict], stderr: bool = False) -> None:
             ("outputs received", lambda s: s.get("outputs", "-")),
             ("frames without output", lambda s: s.get("dropped", "-")),
             ("node: received / processed / dropped", lambda s: _node_counts(s)),
+            ("node: lost before it (sequence gaps)", lambda s: _node_counts(s, "frames_lost_transport")),
         ]
     for key in ("end_to_end_ms", "inference_ms"):
         for stat in ("p50", "p95", "max"):
@@ -200,9 +201,10 @@ def print_summary(summaries: dict[str, dict], stderr: bool = False) -> None:
     Console(stderr=stderr, width=max(Console().width, 100)).print(table)
 
 
-def _node_counts(summary: dict) -> str:
+def _node_counts(summary: dict, *keys: str) -> str:
     node = summary.get("node_diagnostics")
-    return f"{node['frames_received']} / {node['frames_processed']} / {node['frames_dropped']}" if node else "-"
+    keys = keys or ("frames_received", "frames_processed", "frames_dropped")
+    return " / ".join(str(node.get(key, "-")) for key in keys) if node else "-"
 
 
 def _fmt(value) -> str:

@@ -65,6 +65,11 @@ class NodeProcess:
     def output(self) -> str:
         return self.log.read_text()
 
+    def resident_mb(self) -> float:
+        """The node process's resident memory (VmRSS)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(2)
@@ -125,7 +130,8 @@ class Probe:
         for message in reversed(self.messages("diagnostics")):
             for status in message.status:
                 if status.name.endswith(f"{self.ns}/perception"):
-                    return {kv.key: kv.value for kv in status.values} | {"_message": status.message}
+                    values = {kv.key: kv.value for kv in status.values}
+                    return values | {"_message": status.message, "_level": int.from_bytes(status.level, "little")}
         return {}
 
     def publish(self, image_bgr, stamp_ns: int, frame_id: str = "camera", encoding: str = "bgr8") -> Image:

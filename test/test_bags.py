@@ -190,6 +190,7 @@ def test_live_replay_against_the_node_matches_its_diagnostics(compressed_bag, tm
     assert summary["frames"] == 10 and summary["outputs"] + summary["dropped"] == 10
     assert summary["outputs"] == node_counts["frames_processed"]  # what the node processed, we received
     assert summary["dropped"] == node_counts["frames_dropped"] + (10 - node_counts["frames_received"])
+    assert node_counts["frames_received"] + node_counts["frames_lost_transport"] == 10  # every frame accounted for
     assert summary["outputs"] >= 5 and summary["end_to_end_ms"]["p50"] > 0
     assert 0.5 < summary["metrics"]["drivable_miou"] <= 1.0
     records = [json.loads(line) for line in (tmp_path / "live" / "frames.jsonl").read_text().splitlines()]

@@ -262,7 +262,7 @@ def test_compressed_transport_and_corrupt_compressed_data(tmp_path):
         )
         assert (outputs["lane_lines/mask"].height, outputs["lane_lines/mask"].width) == (720, 1280)
         wait_for(lambda: probe.diagnostics().get("frames_rejected") == "1", 10)
-        assert "could not be decoded" in probe.diagnostics()["last_rejection"]
+        assert "refused: JPEG marker expected at byte 4" in probe.diagnostics()["last_rejection"]
     finally:
         probe.close()
         assert node.stop() == 0

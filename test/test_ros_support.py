@@ -1,5 +1,6 @@
-"""ROS-free parts of ppad_ros: image conversion for every camera encoding, the frame hand-over, the
-parameter table and the launch file's profile -> parameters logic."""
+"""ROS-free parts of ppad_ros: image conversion for every camera encoding, encoded-image headers, text from
+the wire, the frame hand-over and transport-loss counting, the parameter table and the launch file's
+profile -> parameters logic."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ import numpy as np
 import pytest
 
 from ppad_core.runtime.options import RuntimeOptions
-from ppad_ros.frame_flow import FrameStatistics, LatestFrameSlot
+from ppad_ros import image_conversion
+from ppad_ros.frame_flow import FrameStatistics, LatestFrameSlot, TransportLosses
 from ppad_ros.image_conversion import ImageError, compressed_to_bgr, image_to_bgr
+from ppad_ros.image_header import HeaderError, encoded_size
 from ppad_ros.launch_support import config_dir, node_parameters, profile_params_file, remappings
 from ppad_ros.parameters import PARAMETERS, NodeParameters, markdown_table
+from ppad_ros.wire_text import printable
 
 from conftest import REPO
+from hostile_images import encode, exif_rotated_jpeg, with_jpeg_size
 
 rng = np.random.default_rng(0)
 BGR = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
@@ -101,12 +106,88 @@ def test_bad_images_raise_errors_naming_the_problem(change, message):
 def test_compressed_images_decode_and_corrupt_or_huge_ones_are_refused():
     ok, png = cv2.imencode(".png", BGR)
     assert np.array_equal(compressed_to_bgr(SimpleNamespace(format="png", data=png.tobytes())), BGR)
-    with pytest.raises(ImageError, match="could not be decoded"):
+    with pytest.raises(ImageError, match=r"compressed image \('jpeg', 9 bytes\) refused: JPEG marker expected"):
         compressed_to_bgr(SimpleNamespace(format="jpeg", data=b"\xff\xd8garbage"))
+    with pytest.raises(ImageError, match=r"compressed image \('png', 40 bytes\) could not be decoded"):
+        compressed_to_bgr(SimpleNamespace(format="png", data=png.tobytes()[:40]))  # header intact, pixels cut
     with pytest.raises(ImageError, match="empty data"):
         compressed_to_bgr(SimpleNamespace(format="jpeg", data=b""))
     with pytest.raises(ImageError, match="exceeds max_image_pixels=10"):
         compressed_to_bgr(SimpleNamespace(format="png", data=png.tobytes()), max_pixels=10)
+
+
+ODD = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)  # odd sides: width and height cannot be confused
+
+
+@pytest.mark.parametrize(
+    "suffix, params, kind",
+    [
+        (".jpg", (), "jpeg"),
+        (".jpg", (cv2.IMWRITE_JPEG_PROGRESSIVE, 1), "jpeg"),
+        (".png", (), "png"),
+        (".webp", (cv2.IMWRITE_WEBP_QUALITY, 101), "webp"),  # lossless: VP8L
+        (".webp", (cv2.IMWRITE_WEBP_QUALITY, 80), "webp"),  # lossy: VP8
+        (".bmp", (), "bmp"),
+        (".tiff", (), "tiff"),
+    ],
+)
+def test_encoded_size_reads_each_format_header_as_opencv_decodes_it(suffix, params, kind):
+    data = encode(ODD, suffix, *params)
+    assert encoded_size(data) == (kind, 53, 37)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (37, 53, 3)
+    with pytest.raises(HeaderError):  # a header cut short is refused, never guessed
+        encoded_size(data[:10])
+
+
+@pytest.mark.parametrize("suffix", [".jp2", ".ppm", ".hdr", ".gif"])
+def test_formats_without_a_header_reader_are_refused(suffix):
+    with pytest.raises(HeaderError, match="not a jpeg, png, webp, bmp, tiff image"):
+        encoded_size(encode(ODD, suffix))
+
+
+def test_a_header_over_the_pixel_limit_is_refused_before_decoding(monkeypatch):
+    claims_huge = with_jpeg_size(encode(ODD, ".jpg"), 10000, 10000)  # OpenCV would decode this to 300 MB
+    monkeypatch.setattr(image_conversion.cv2, "imdecode", lambda *a: pytest.fail("decoded a refused frame"))
+    with pytest.raises(ImageError, match="jpeg image of 10000x10000 exceeds max_image_pixels=33177600"):
+        compressed_to_bgr(SimpleNamespace(format="jpeg", data=claims_huge))
+
+
+def test_exif_orientation_is_ignored_and_the_stored_size_kept():
+    rotated = exif_rotated_jpeg(ODD)
+    assert cv2.imdecode(np.frombuffer(rotated, np.uint8), cv2.IMREAD_COLOR).shape == (53, 37, 3)  # OpenCV rotates
+    assert compressed_to_bgr(SimpleNamespace(format="jpeg", data=rotated)).shape == (37, 53, 3)
+
+
+def test_wire_text_is_escaped_and_bounded_with_its_length_stated():
+    forged = "jpeg\n[FATAL] [perception]: hacked\x1b[31m\u202e" + "A" * 1_000_000
+    shown = printable(forged, 64)
+    assert shown.isprintable() and "\n" not in shown.replace("\\n", "")
+    assert shown.startswith("jpeg\\n[FATAL] [perception]: hacked\\x1b[31m\\u202e")
+    suffix = f"... ({len(forged)} characters)"
+    assert shown.endswith(suffix) and len(shown) <= 64 + len(suffix)
+    assert printable(shown, 200) == shown  # already safe: nothing escaped twice
+    assert printable("bgr8") == "bgr8"
+    with pytest.raises(ImageError) as error:
+        compressed_to_bgr(SimpleNamespace(format=forged, data=b"GIF89a" + bytes(30)))
+    assert str(error.value).isprintable() and len(str(error.value)) < 300
+
+
+def test_transport_losses_come_from_gaps_in_each_publishers_sequence():
+    losses = TransportLosses()
+    for sequence in (5, 6, 9, 10):  # counting starts at the first sample seen: 7 and 8 never arrived
+        losses.observe(b"camera-a", sequence)
+    for sequence in (1, 4):
+        losses.observe(b"camera-b", sequence)
+    assert losses.lost == 2 + 2
+    assert losses.observe(b"camera-b", 3) == -1 and losses.lost == 3  # late, not lost after all
+    assert losses.observe(b"camera-c", None) == 0 and losses.unnumbered == 1
+    assert losses.by_publisher().count(": ") == 2
+    assert ": 2/6" in losses.by_publisher() and ": 1/4" in losses.by_publisher()
+    stats = FrameStatistics()
+    stats.on_received(False, b"camera-a", 1)
+    stats.on_received(False, b"camera-a", 4)
+    assert stats.summary()["frames_lost_transport"] == 2 and stats.summary()["frames_received"] == 2
 
 
 def test_latest_frame_slot_keeps_only_the_newest_and_counts_replacements():
@@ -150,6 +231,20 @@ def test_parameters_are_validated_with_the_allowed_values():
     assert resized.input_size == (320, 0) and resized.conf_threshold_override == 0.5
     with pytest.raises(ValueError, match="checkpoint is empty"):
         NodeParameters.from_values(values | {"checkpoint": ""})
+
+
+def test_parameter_types_accept_an_integer_for_a_float_and_nothing_else():
+    values = {spec.name: spec.default for spec in PARAMETERS} | {"checkpoint": "models/x"}
+    params = NodeParameters.from_values(values | {"score_threshold": 1, "max_input_age_ms": 50})
+    assert params.runtime.score_threshold == 1.0 and isinstance(params.max_input_age_ms, float)
+    with pytest.raises(ValueError, match=r"parameter score_threshold='high' is not a number \(>= -1, <= 1\)"):
+        NodeParameters.from_values(values | {"score_threshold": "high"})
+    with pytest.raises(ValueError, match="parameter max_image_pixels=1.5 is not an integer"):
+        NodeParameters.from_values(values | {"max_image_pixels": 1.5})
+    with pytest.raises(ValueError, match="parameter publish_overlay=1 is not a boolean"):
+        NodeParameters.from_values(values | {"publish_overlay": 1})
+    with pytest.raises(ValueError, match="parameter backend='foo' is not one of torch, onnxruntime"):
+        NodeParameters.from_values(values | {"backend": "foo"})
 
 
 def test_readme_documents_every_parameter_from_the_one_table():

@@ -20,7 +20,7 @@ from torch import nn
 
 from ppad_core.model.fusion import fuse_model
 from ppad_core.model.rmt_ppad import RMTPPAD
-from ppad_core.runtime.options import DEFAULT_OPTIONS, RuntimeOptions
+from ppad_core.runtime.options import DEFAULT_OPTIONS, OptionError, RuntimeOptions
 
 OUTPUT_NAMES = ("boxes", "scores", "seg_logits")
 
@@ -36,6 +36,34 @@ class Backend(Protocol):
 def cpu_supports_bf16() -> bool:
     """Native bf16 matrix units (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than fp32."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def check_hardware(options: RuntimeOptions) -> None:
+    """An OptionError naming the option when this machine cannot run validated `options`: no CUDA device (or not
+    that one), no GPU build of onnxruntime, bf16 on a CPU that would emulate it."""
+    if options.on_cuda:
+        _check_cuda(options)
+    elif options.precision == "bf16" and not cpu_supports_bf16():
+        raise OptionError(
+            "precision", "precision='bf16' needs a CPU with AVX512-BF16 or AMX; this one would emulate it"
+        )
+
+
+def _check_cuda(options: RuntimeOptions) -> None:
+    if options.backend == "onnxruntime":
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        if not _gpu_providers(available):
+            raise OptionError(
+                "device", f"device={options.device!r}: this onnxruntime has only {available}; install onnxruntime-gpu"
+            )
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(options.device.partition(":")[2] or 0)
+    if index >= count:
+        found = f"{count} CUDA device(s)" if count else f"no CUDA device (torch {torch.__version__})"
+        raise OptionError("device", f"device={options.device!r}: torch finds {found} on this machine; use cpu")
 
 
 class _Float32Head(nn.Module):
@@ -89,10 +117,11 @@ class TorchBackend:
 
     def __init__(self, model: RMTPPAD, options: RuntimeOptions = DEFAULT_OPTIONS) -> None:
         options = dataclasses.replace(options, backend="torch").validate()
+        check_hardware(options)
         self.device = torch.device(options.device)
         if self.device.type == "cuda":  # the network's input size never changes: autotuned conv kernels pay off
             torch.backends.cudnn.benchmark = True
-        self.autocast_dtype = _autocast_dtype(options.precision, self.device)
+        self.autocast_dtype = _autocast_dtype(options.precision)
         model = fuse_model(model) if options.fuse else copy.deepcopy(model).eval()
         model = model.to(self.device)
         if self.autocast_dtype is not None:  # reduced precision for the convolutional trunk only
@@ -126,10 +155,8 @@ def _describe(options: RuntimeOptions) -> str:
     return " ".join(words + (["cuda-graph"] if options.cuda_graph else []))
 
 
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast type of a precision RuntimeOptions.validate accepted for torch; bf16 also needs the CPU for it."""
-    if precision == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
-        raise ValueError("precision='bf16' needs a CPU with AVX512-BF16 or AMX; this one would emulate it")
+def _autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast type of a precision that RuntimeOptions.validate and check_hardware accepted for torch."""
     return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
@@ -139,6 +166,7 @@ class OnnxRuntimeBackend:
     def __init__(self, onnx_path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> None:
         import onnxruntime as ort
 
+        check_hardware(options)
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session_options.intra_op_num_threads = torch.get_num_threads()
@@ -153,12 +181,12 @@ class OnnxRuntimeBackend:
         return dict(zip(OUTPUT_NAMES, outputs))
 
 
+def _gpu_providers(available: list[str]) -> list[str]:
+    return [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
+
+
 def _providers(device: str, available: list[str]) -> list[str]:
+    """Execution providers for a device check_hardware accepted."""
     if not device.startswith("cuda"):
         return ["CPUExecutionProvider"]
-    gpu = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
-    if not gpu:
-        raise ValueError(
-            f"device {device!r} asked for, but this onnxruntime has only {available}; install onnxruntime-gpu"
-        )
-    return gpu + ["CPUExecutionProvider"]
+    return _gpu_providers(available) + ["CPUExecutionProvider"]

@@ -16,7 +16,7 @@ from ppad_core.image import InputTransform, resize_to_input
 from ppad_core.model.checkpoint import load_checkpoint
 from ppad_core.model.config import ModelConfig
 from ppad_core.model.rmt_ppad import RMTPPAD
-from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend, check_hardware
 from ppad_core.runtime.export import onnx_model_config, resolve_onnx
 from ppad_core.runtime.options import DEFAULT_OPTIONS, RuntimeOptions
 
@@ -76,7 +76,7 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> Predictor:
         """A checkpoint directory (or, with onnxruntime, an .onnx file) run as `options` say; with onnxruntime a
         checkpoint's fp32 graph is exported into `options.onnx_cache_dir()` on first use."""
-        options.validate()
+        check_hardware(options.validate())
         if options.backend == "torch":
             return cls.from_model(load_checkpoint(path)[0], options)
         return cls.from_onnx(resolve_onnx(path, options)[0], options)
