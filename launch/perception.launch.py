@@ -1,7 +1,9 @@
 """ros2 launch ppad_ros perception.launch.py model:=student image_topic:=/camera/image_raw
 
 Starts the perception node (a lifecycle node that activates itself) with the teacher or student
-profile. The profile -> parameters logic lives in ppad_ros.launch_support, where it is tested.
+profile, and config/fastdds_localhost.xml as its Fast DDS profile unless FASTDDS_DEFAULT_PROFILES_FILE
+is set or fastdds_profile:= says otherwise (README, "Transport"; the camera driver needs the same
+profile). The profile -> parameters logic lives in ppad_ros.launch_support, where it is tested.
 """
 
 from launch import LaunchDescription
@@ -9,7 +11,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from ppad_ros.launch_support import PROFILES, node_parameters, remappings
+from ppad_ros.launch_support import PROFILES, fastdds_environment, node_parameters, remappings
 
 ARGUMENTS = [
     ("model", "student", "model profile: config/<model>.yaml", PROFILES),
@@ -19,6 +21,13 @@ ARGUMENTS = [
     ("device", "", "override the profile's device (cpu, cuda, cuda:N)", None),
     ("backend", "", "override the profile's backend (torch, onnxruntime)", None),
     ("use_sim_time", "false", "use /clock (bag replay)", ("true", "false")),
+    (
+        "fastdds_profile",
+        "",
+        "Fast DDS XML for the node: '' = $FASTDDS_DEFAULT_PROFILES_FILE, else config/fastdds_localhost.xml; "
+        "'none' = add nothing (Fast DDS defaults lose frames over 0.5 MB). The camera driver needs the same file.",
+        None,
+    ),
 ]
 
 
@@ -34,6 +43,7 @@ def _node(context):
                 value["model"], value["params_file"], value["device"], value["backend"], value["use_sim_time"] == "true"
             ),
             remappings=remappings(value["image_topic"]),
+            additional_env=fastdds_environment(value["fastdds_profile"]),
             output="screen",
         )
     ]

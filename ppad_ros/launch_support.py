@@ -6,11 +6,13 @@ Parameter precedence: the profile's YAML (config/teacher.yaml or config/student.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from ppad_ros.resources import config_dir
+from ppad_ros.resources import config_dir, find_resource
 
 PROFILES = ("teacher", "student")
+FASTDDS_PROFILE = "config/fastdds_localhost.xml"
 
 
 def profile_params_file(profile: str, directory: Path | None = None) -> Path:
@@ -48,3 +50,23 @@ def node_parameters(
 def remappings(image_topic: str) -> list[tuple[str, str]]:
     """The node's relative `image` input (and its compressed variant) onto the camera's topic."""
     return [("image", image_topic), ("image/compressed", f"{image_topic}/compressed")]
+
+
+def fastdds_environment(fastdds_profile: str = "", environ: dict | None = None) -> dict:
+    """The node's `additional_env`: FASTDDS_DEFAULT_PROFILES_FILE for megabyte frames under the LOCALHOST range.
+
+    `fastdds_profile` '' keeps a FASTDDS_DEFAULT_PROFILES_FILE already in the environment, else uses the
+    package's config/fastdds_localhost.xml (found like every other resource: ppad_ros.resources); 'none'
+    adds nothing; any other value is the profile's path.
+    """
+    environ = os.environ if environ is None else environ
+    if fastdds_profile == "none":
+        return {}
+    if fastdds_profile:
+        path = Path(fastdds_profile)
+        if not path.is_file():
+            raise FileNotFoundError(f"fastdds_profile {fastdds_profile!r} does not exist")
+        return {"FASTDDS_DEFAULT_PROFILES_FILE": str(path.resolve())}
+    if environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
+        return {}
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": str(find_resource(FASTDDS_PROFILE, "Fast DDS profile").resolve())}

@@ -9,6 +9,7 @@ instead of queueing them. Topics, QoS and parameters: docs/node.md (and README "
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -74,6 +75,7 @@ class PerceptionNode(Node):
         # /diagnostics from construction on: an unconfigured or failed node still says why it is silent
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self._diagnostics_period(), self._publish_diagnostics)
+        self._warn_without_fastdds_profile()
 
     # ----- lifecycle -------------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -180,6 +182,16 @@ class PerceptionNode(Node):
             self._diagnostics_timer = self.create_timer(period_s, self._publish_diagnostics)
 
     # ----- set-up ----------------------------------------------------------------------------------------
+    def _warn_without_fastdds_profile(self) -> None:
+        if os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp").startswith("rmw_fastrtps") and not os.environ.get(
+            "FASTDDS_DEFAULT_PROFILES_FILE"
+        ):
+            self.get_logger().warn(
+                "FASTDDS_DEFAULT_PROFILES_FILE is not set: Fast DDS's 512 KiB shared-memory segment loses or delays "
+                "samples over about 0.5 MB (camera frames, masks); load config/fastdds_localhost.xml here and in "
+                "the camera driver (README, Transport)"
+            )
+
     @property
     def model_name(self) -> str:
         return self.params.model_name or Path(self.params.checkpoint).name

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Every ROS participant these tests start (in this process or a child) stays on loopback.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+# the in-process probe writes the camera frames: its participant needs the large shared-memory segment too
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_localhost.xml"))
 CONFIGS = REPO / "config"
 
 

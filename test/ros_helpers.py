@@ -30,6 +30,7 @@ from ppad_ros.image_conversion import fill_image  # noqa: E402
 from ppad_ros.msg import PerceptionResult  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+FASTDDS_PROFILE = REPO / "config" / "fastdds_localhost.xml"
 OUTPUTS = {
     "detections": Detection2DArray,
     "drivable_area/mask": Image,
@@ -43,7 +44,9 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 def ros_environment() -> dict[str, str]:
     env = dict(os.environ)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # never leave the machine
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # megabyte frames, best effort
+    # under LOCALHOST rmw_fastrtps ignores FASTDDS_BUILTIN_TRANSPORTS; its 512 KiB shared-memory segment loses
+    # megabyte samples (README, "Transport")
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE))
     env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     env["PYTHONUNBUFFERED"] = "1"
     return env

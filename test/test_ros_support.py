@@ -18,7 +18,7 @@ from ppad_ros import image_conversion
 from ppad_ros.frame_flow import FrameStatistics, LatestFrameSlot, TransportLosses
 from ppad_ros.image_conversion import ImageError, compressed_to_bgr, image_to_bgr
 from ppad_ros.image_header import HeaderError, encoded_size
-from ppad_ros.launch_support import config_dir, node_parameters, profile_params_file, remappings
+from ppad_ros.launch_support import config_dir, fastdds_environment, node_parameters, profile_params_file, remappings
 from ppad_ros.parameters import PARAMETERS, NodeParameters, markdown_table
 from ppad_ros.wire_text import printable
 
@@ -290,6 +290,7 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
             "device": "",
             "backend": "onnxruntime",
             "use_sim_time": "true",
+            "fastdds_profile": "",
         }
 
         def __init__(self, name):
@@ -315,7 +316,9 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
     items = namespace["generate_launch_description"]()
     declared = {item.args[0]: item.kwargs for item in items[:-1]}
     assert declared["model"]["choices"] == ["teacher", "student"] and declared["model"]["default_value"] == "student"
-    assert set(declared) == {"model", "params_file", "image_topic", "namespace", "device", "backend", "use_sim_time"}
+    expected = {"model", "params_file", "image_topic", "namespace", "device", "backend", "use_sim_time"}
+    assert set(declared) == expected | {"fastdds_profile"}
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
     items[-1].kwargs["function"](None)
     assert created["executable"] == "perception_node" and created["namespace"] == "front"
     assert created["parameters"] == [
@@ -323,3 +326,16 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
         {"use_sim_time": True, "backend": "onnxruntime"},
     ]
     assert ("image", "/front/image_raw") in created["remappings"]
+    assert created["additional_env"] == fastdds_environment("", environ={})
+
+
+def test_fastdds_profile_kept_from_the_environment_given_or_turned_off(tmp_path):
+    packaged = fastdds_environment("", environ={})["FASTDDS_DEFAULT_PROFILES_FILE"]
+    assert packaged.endswith("config/fastdds_localhost.xml") and "<segment_size>33554432<" in open(packaged).read()
+    assert fastdds_environment("", environ={"FASTDDS_DEFAULT_PROFILES_FILE": "/site/dds.xml"}) == {}
+    assert fastdds_environment("none", environ={}) == {}
+    own = tmp_path / "own.xml"
+    own.write_text("<dds/>")
+    assert fastdds_environment(str(own), environ={}) == {"FASTDDS_DEFAULT_PROFILES_FILE": str(own)}
+    with pytest.raises(FileNotFoundError, match="fastdds_profile '/missing.xml' does not exist"):
+        fastdds_environment("/missing.xml", environ={})
