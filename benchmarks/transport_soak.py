@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from transport_sweep import node_command, percentile, ros_env, stop  # noqa: E402  (benchmarks/ is this script's sys.path[0])
 
 REPO = Path(__file__).resolve().parent.parent
 TOPICS = ("detections", "drivable_area/mask", "lane_lines/mask", "perception")
@@ -47,31 +47,13 @@ def proc_memory(pid: int) -> dict[str, int]:
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    data = sorted(values)
-    k = (len(data) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (k - lo)
-
-
 def environment(args) -> dict[str, str]:
-    env = dict(os.environ)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["ROS_DOMAIN_ID"] = str(args.domain)
-    env["PYTHONUNBUFFERED"] = "1"
-    if args.profile == "none":
-        env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-    elif args.profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(args.profile).resolve())
-    for item in args.env:
-        key, _, value = item.partition("=")
-        if value:
-            env[key] = value
-        else:
-            env.pop(key, None)
-    return env
+    """Every ROS process's environment: the shell's Fast DDS profile unless `--profile` names one (or 'none')."""
+    if args.profile is None:
+        profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
+    else:
+        profile = None if args.profile == "none" else args.profile
+    return ros_env(args.domain, profile, args.env)
 
 
 def main() -> int:
@@ -119,22 +101,8 @@ def main() -> int:
     from ppad_ros.msg import PerceptionResult
 
     width, height = (int(v) for v in args.size.lower().split("x"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "ppad_ros.perception_node",
-        "--ros-args",
-        "--params-file",
-        str(REPO / "config" / "student.yaml"),
-        "-p",
-        "publish_overlay:=false",
-        "-r",
-        f"__ns:={NS}",
-    ]
-    if args.reliable:
-        cmd += ["-p", f"qos_overrides.{NS}/image.subscription.reliability:=reliable"]
-    for p in args.param:
-        cmd += ["-p", p]
+    reliable = [f"qos_overrides.{NS}/image.subscription.reliability:=reliable"] if args.reliable else []
+    cmd = node_command(NS, *reliable, *args.param)
     node_proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(args.log, "w"), stderr=subprocess.STDOUT)
 
     rclpy.init()
@@ -249,11 +217,7 @@ def main() -> int:
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown()
-        node_proc.send_signal(signal.SIGINT)
-        try:
-            node_proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            node_proc.kill()
+        stop(node_proc)
 
     def counter(key):
         return int(final.get(key, 0)) - int(base.get(key, 0)) if key in final else None

@@ -141,6 +141,15 @@ def ros_env(domain: int, profile: str | None, extra: list[str]) -> dict[str, str
     return env
 
 
+def node_command(ns: str, *parameters: str) -> list[str]:
+    """The perception node with the student profile, no overlay, `parameters` (NAME:=VALUE), in namespace `ns`."""
+    cmd = [sys.executable, "-m", "ppad_ros.perception_node", "--ros-args"]
+    cmd += ["--params-file", str(REPO / "config" / "student.yaml"), "-p", "publish_overlay:=false"]
+    for parameter in parameters:
+        cmd += ["-p", parameter]
+    return cmd + ["-r", f"__ns:={ns}"]
+
+
 def shm_segments() -> dict[str, int]:
     """Fast DDS files in /dev/shm (segments, port queues, their locks) -> apparent size in bytes."""
     out = {}
@@ -270,15 +279,7 @@ def run_node(args, qos: str, config: str, profile: str | None) -> list[dict]:
     from sensor_msgs.msg import Image
 
     ns = "/sweep"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ppad_ros.perception_node",
-        "--ros-args",
-        "--params-file",
-        str(REPO / "config" / "student.yaml"),
-    ]
-    cmd += ["-p", "publish_overlay:=false", "-p", "warmup_iterations:=1", "-r", f"__ns:={ns}"]
+    cmd = node_command(ns, "warmup_iterations:=1")
     if qos == "rel":
         cmd += ["-p", f"qos_overrides.{ns}/image.subscription.reliability:=reliable"]
     before = shm_segments()
@@ -339,12 +340,17 @@ def run_node(args, qos: str, config: str, profile: str | None) -> list[dict]:
     finally:
         node.destroy_node()
         rclpy.shutdown()
-        node_proc.send_signal(signal.SIGINT)
-        try:
-            node_proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            node_proc.kill()
+        stop(node_proc)
     return rows
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGINT (the node's clean shutdown), then kill after 15 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def _spin_for(rclpy, node, seconds: float) -> None:
