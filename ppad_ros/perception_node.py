@@ -150,9 +150,7 @@ class PerceptionNode(Node):
         try:
             find_resource(params.checkpoint, "checkpoint")
             check_hardware(params.runtime)
-        except FileNotFoundError as exc:
-            raise ValueError(f"parameter {exc}") from None
-        except OptionError as exc:
+        except (FileNotFoundError, OptionError) as exc:
             raise ValueError(f"parameter {exc}") from None
         return params
 
