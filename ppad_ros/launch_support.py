@@ -1,16 +1,19 @@
 """The launch file's logic, kept where tests reach it (`ros2 launch` itself is not installable here).
 
 Parameter precedence: the profile's YAML (config/teacher.yaml or config/student.yaml), then a user
-`params_file`, then explicit launch arguments (only those given a value).
+`params_file`, then explicit launch arguments (only those given a value). `cameras:=front,left` makes one
+node serve those cameras, each input remapped from `camera_topic` with `{camera}` replaced by its name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ppad_ros.parameters import check_cameras
 from ppad_ros.resources import config_dir
 
 PROFILES = ("teacher", "student")
+CAMERA_PLACEHOLDER = "{camera}"
 
 
 def profile_params_file(profile: str, directory: Path | None = None) -> Path:
@@ -29,6 +32,7 @@ def node_parameters(
     backend: str = "",
     use_sim_time: bool = False,
     directory: Path | None = None,
+    cameras: tuple[str, ...] = (),
 ) -> list:
     """The `parameters=` list for launch_ros.actions.Node, lowest precedence first."""
     parameters: list = [str(profile_params_file(profile, directory))]
@@ -41,6 +45,8 @@ def node_parameters(
         overrides["device"] = device
     if backend:
         overrides["backend"] = backend
+    if cameras:
+        overrides["cameras"] = list(cameras)
     parameters.append(overrides)
     return parameters
 
@@ -48,3 +54,21 @@ def node_parameters(
 def remappings(image_topic: str) -> list[tuple[str, str]]:
     """The node's relative `image` input (and its compressed variant) onto the camera's topic."""
     return [("image", image_topic), ("image/compressed", f"{image_topic}/compressed")]
+
+
+def camera_names(text: str) -> tuple[str, ...]:
+    """`cameras:=front, left,right` as names; a ValueError for a name the node would refuse, or a repeated one."""
+    cameras = tuple(name.strip() for name in text.split(",") if name.strip())
+    check_cameras(cameras)
+    return cameras
+
+
+def camera_remappings(cameras: tuple[str, ...], camera_topic: str) -> list[tuple[str, str]]:
+    """Each camera's relative `<camera>/image` (and compressed variant) onto `camera_topic` with its name filled in."""
+    if CAMERA_PLACEHOLDER not in camera_topic:
+        raise ValueError(f"camera_topic:={camera_topic!r} must hold {CAMERA_PLACEHOLDER}, e.g. /{{camera}}/image_raw")
+    pairs = []
+    for camera in cameras:
+        topic = camera_topic.replace(CAMERA_PLACEHOLDER, camera)
+        pairs += [(f"{camera}/image", topic), (f"{camera}/image/compressed", f"{topic}/compressed")]
+    return pairs
