@@ -56,29 +56,22 @@ def _boxes(detections) -> np.ndarray:
 
 def test_three_cameras_at_three_resolutions_match_ppad_predict(tmp_path):
     ns = "/ppad_test/multi"
-    node, probes = _start(ns, tmp_path / "node.log", batch_window_ms=500.0)
+    node, probes = _start(ns, tmp_path / "node.log", batch_window_ms=1000.0)
     try:
         frames = {
             camera: cv2.resize(render_scene(seed=26, split="val", index=i).image, SIZES[camera])
             for i, camera in enumerate(CAMERAS)
         }
-        stamps = {camera: 1_700_000_000_000_000_000 + i * 1_000 + 7 for i, camera in enumerate(CAMERAS)}
-        for camera in CAMERAS:
-            probes[camera].publish(frames[camera], stamps[camera], frame_id=f"{camera}_camera")
-        outputs = {}
-        for camera in CAMERAS:
-            width, height = SIZES[camera]
-            topics = ("detections", "drivable_area/mask", "lane_lines/mask", "perception")
-            outputs[camera] = {topic: _output(probes[camera], stamps[camera], topic) for topic in topics}
-            for message in outputs[camera].values():
-                assert message.header.frame_id == f"{camera}_camera" and stamp_of(message) == stamps[camera]
-            for topic in ("drivable_area/mask", "lane_lines/mask"):
-                mask = outputs[camera][topic]
-                assert (mask.encoding, mask.height, mask.width, mask.step) == ("mono8", height, width, width)
-        for camera, probe in probes.items():  # nothing crossed over to another camera's topics
-            assert {stamp_of(m) for m in probe.messages("detections")} <= {1, stamps[camera]}
-        histogram = _node_status(probes["front"], ns)["batch_size_histogram"]
-        assert "3: 1" in histogram, histogram  # the three frames went through one forward pass
+        time.sleep(1.5)  # priming frames still on their way are processed before these
+        for attempt in range(3):  # a reliable writer repairs a lost fragment at its next heartbeat (about 3 s)
+            outputs = _three_frames_out(probes, frames, 1_700_000_000_000_000_000 + attempt * 1_000_000)
+            # one forward pass for the three: their results carry that pass's stage times
+            if len({outputs[camera]["perception"].inference_ms for camera in CAMERAS}) == 1:
+                break
+        else:
+            raise AssertionError(f"the three frames never shared a batch: {_batch_sizes(probes['front'], ns)}")
+        # the diagnostics count a batch once all its outputs are out: wait for the next status
+        wait_for(lambda: "3" in _batch_sizes(probes["front"], ns), 10, f"{_batch_sizes(probes['front'], ns)}")
 
         for camera in CAMERAS:
             cv2.imwrite(str(tmp_path / f"{camera}.png"), frames[camera])
@@ -95,11 +88,34 @@ def test_three_cameras_at_three_resolutions_match_ppad_predict(tmp_path):
         _stop(node, probes)
 
 
-def _node_status(probe: Probe, ns: str) -> dict[str, str]:
+def _three_frames_out(probes: dict[str, Probe], frames: dict[str, np.ndarray], base: int) -> dict[str, dict]:
+    """Each camera's frame published (the largest first: it takes longest to arrive) and its outputs, checked for
+    that camera's stamp, frame_id and size."""
+    stamps = {camera: base + i * 1_000 + 7 for i, camera in enumerate(CAMERAS)}
+    for camera in sorted(CAMERAS, key=lambda c: -SIZES[c][0]):
+        probes[camera].publish(frames[camera], stamps[camera], frame_id=f"{camera}_camera")
+    outputs = {}
+    for camera in CAMERAS:
+        width, height = SIZES[camera]
+        topics = ("detections", "drivable_area/mask", "lane_lines/mask", "perception")
+        outputs[camera] = {topic: _output(probes[camera], stamps[camera], topic) for topic in topics}
+        for message in outputs[camera].values():
+            assert message.header.frame_id == f"{camera}_camera" and stamp_of(message) == stamps[camera]
+        for topic in ("drivable_area/mask", "lane_lines/mask"):
+            mask = outputs[camera][topic]
+            assert (mask.encoding, mask.height, mask.width, mask.step) == ("mono8", height, width, width)
+    for camera, probe in probes.items():  # nothing crossed over to another camera's topics
+        assert set(stamps.values()) & {stamp_of(m) for m in probe.messages("detections")} == {stamps[camera]}
+    return outputs
+
+
+def _batch_sizes(probe: Probe, ns: str) -> dict[str, str]:
+    """The node's latest batch-size histogram, size -> count."""
     for message in reversed(probe.messages("diagnostics")):
         for status in message.status:
             if status.name == f"ppad: {ns}/perception":
-                return {kv.key: kv.value for kv in status.values}
+                histogram = next(kv.value for kv in status.values if kv.key == "batch_size_histogram")
+                return dict(item.split(": ") for item in histogram.split(", ") if item)
     return {}
 
 
