@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from ros_helpers import REPO, NodeProcess, Probe, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from ppad_core.data.synth import render_scene
 from ppad_ros.image_conversion import fill_image
@@ -84,6 +84,23 @@ def test_three_cameras_at_three_resolutions_match_ppad_predict(tmp_path):
             published = _boxes(outputs[camera]["detections"])
             assert len(published) == len(expected) > 0, camera
             np.testing.assert_allclose(published, expected, atol=0.02)
+    finally:
+        _stop(node, probes)
+
+
+def test_compressed_input_per_camera(tmp_path):
+    ns = "/ppad_test/multi_compressed"
+    node, probes = _start(ns, tmp_path / "node.log", input_transport="compressed")
+    try:
+        for i, camera in enumerate(CAMERAS):
+            width, height = SIZES[camera]
+            jpeg = cv2.imencode(".jpg", cv2.resize(render_scene(seed=28, split="val", index=i).image, SIZES[camera]))
+            msg = CompressedImage(format="jpeg", data=jpeg[1].tobytes())
+            msg.header.stamp.sec, msg.header.frame_id = 50 + i, f"{camera}_camera"
+            probes[camera].publish_message(msg)
+            mask = _output(probes[camera], (50 + i) * 1_000_000_000, "lane_lines/mask")
+            assert (mask.header.frame_id, mask.height, mask.width) == (f"{camera}_camera", height, width)
+        assert f"on {ns}/front/image/compressed, {ns}/left/image/compressed" in node.output()
     finally:
         _stop(node, probes)
 
