@@ -45,8 +45,8 @@ def main() -> int:
         node.create_subscription(Image, "debug/overlay", lambda m: None, 1)
     msg = fill_image(Image(), render_scene(seed=31, split="val", index=0).image, "bgr8")
     for _ in range(args.frames):
-        node._process(msg, time.perf_counter())
-    summary = node.stats.summary()
+        node._process_batch([("", (msg, time.perf_counter()))])
+    summary = node.camera_stats[""].summary()
     node.on_deactivate(None)
     node.destroy_node()
     rclpy.shutdown()

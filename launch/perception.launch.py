@@ -1,9 +1,11 @@
 """ros2 launch ppad_ros perception.launch.py model:=student image_topic:=/camera/image_raw
+ros2 launch ppad_ros perception.launch.py cameras:=front,left,right camera_topic:=/{camera}/image_raw
 
 Starts the perception node (a lifecycle node that activates itself) with the teacher or student
-profile, and config/fastdds_localhost.xml as its Fast DDS profile unless FASTDDS_DEFAULT_PROFILES_FILE
-is set or fastdds_profile:= says otherwise (README, "Transport"; the camera driver needs the same
-profile). The profile -> parameters logic lives in ppad_ros.launch_support, where it is tested.
+profile, for one camera or, with `cameras`, one batched node for all of them, and
+config/fastdds_localhost.xml as its Fast DDS profile unless FASTDDS_DEFAULT_PROFILES_FILE is set or
+fastdds_profile:= says otherwise (README, "Transport"; the camera drivers need the same profile). The
+profile -> parameters logic lives in ppad_ros.launch_support, where it is tested.
 """
 
 from launch import LaunchDescription
@@ -11,12 +13,21 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from ppad_ros.launch_support import PROFILES, fastdds_environment, node_parameters, remappings
+from ppad_ros.launch_support import (
+    PROFILES,
+    camera_names,
+    camera_remappings,
+    fastdds_environment,
+    node_parameters,
+    remappings,
+)
 
 ARGUMENTS = [
     ("model", "student", "model profile: config/<model>.yaml", PROFILES),
     ("params_file", "", "extra parameter YAML, applied over the profile", None),
-    ("image_topic", "/camera/image_raw", "camera topic (sensor_msgs/Image)", None),
+    ("image_topic", "/camera/image_raw", "camera topic (sensor_msgs/Image), without cameras", None),
+    ("cameras", "", "comma-separated camera names: one node serves them all, e.g. front,left,right", None),
+    ("camera_topic", "/{camera}/image_raw", "with cameras: each camera's topic, {camera} is its name", None),
     ("namespace", "", "namespace of the node and its outputs, e.g. one per camera", None),
     ("device", "", "override the profile's device (cpu, cuda, cuda:N)", None),
     ("backend", "", "override the profile's backend (torch, onnxruntime)", None),
@@ -33,6 +44,8 @@ ARGUMENTS = [
 
 def _node(context):
     value = {name: LaunchConfiguration(name).perform(context) for name, *_ in ARGUMENTS}
+    cameras = camera_names(value["cameras"])
+    inputs = camera_remappings(cameras, value["camera_topic"]) if cameras else remappings(value["image_topic"])
     return [
         Node(
             package="ppad_ros",
@@ -40,9 +53,14 @@ def _node(context):
             name="perception",
             namespace=value["namespace"],
             parameters=node_parameters(
-                value["model"], value["params_file"], value["device"], value["backend"], value["use_sim_time"] == "true"
+                value["model"],
+                value["params_file"],
+                value["device"],
+                value["backend"],
+                value["use_sim_time"] == "true",
+                cameras=cameras,
             ),
-            remappings=remappings(value["image_topic"]),
+            remappings=inputs,
             additional_env=fastdds_environment(value["fastdds_profile"]),
             output="screen",
         )

@@ -1,12 +1,13 @@
-"""Latest-frame-wins hand-over between the subscription callback and the inference thread, and the
-counters and timings the node reports on /diagnostics. Plain Python: tested without ROS."""
+"""Latest-frame-wins hand-over (per camera, batched) between the subscription callbacks and the inference
+thread, and the counters and timings the node reports on /diagnostics. Plain Python: tested without ROS."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,29 +18,61 @@ from ppad_ros.wire_text import REASON_LIMIT, printable
 MAX_TRACKED_PUBLISHERS = 64  # publishers remembered for loss counting; the longest silent one is forgotten first
 
 
-class LatestFrameSlot:
-    """Holds at most one waiting frame: a new frame replaces (drops) the one not yet taken."""
+def camera_topic(camera: str, topic: str) -> str:
+    """`topic` of `camera` (relative to the node's namespace); the single unnamed camera keeps the plain name."""
+    return f"{camera}/{topic}" if camera else topic
 
-    def __init__(self) -> None:
+
+@dataclass
+class _Waiting:
+    item: Any
+    since: float  # arrival of the camera's oldest frame not yet taken (a replaced frame keeps its place)
+
+
+class LatestFramePerCamera:
+    """The newest waiting frame of each camera, handed to the inference thread as one batch.
+
+    A new frame replaces (drops) its camera's frame not yet taken. A batch holds at most `max_batch` cameras, those
+    waiting longest first, so no camera starves however fast the others publish."""
+
+    def __init__(self, cameras: Sequence[str]) -> None:
+        self.cameras = tuple(cameras)
         self._condition = threading.Condition()
-        self._item: Any = None
+        self._waiting: dict[str, _Waiting] = {}
         self._closed = False
 
-    def put(self, item: Any) -> bool:
-        """Store `item`; True when it replaced a frame that was never processed."""
+    def put(self, camera: str, item: Any) -> bool:
+        """Store `item` as `camera`'s newest frame; True when it replaced a frame that was never processed."""
+        if camera not in self.cameras:
+            raise KeyError(f"unknown camera {camera!r}")
         with self._condition:
-            replaced = self._item is not None
-            self._item = item
+            waiting = self._waiting.get(camera)
+            if waiting is None:
+                self._waiting[camera] = _Waiting(item, time.monotonic())
+            else:
+                waiting.item = item
             self._condition.notify()
-            return replaced
+            return waiting is not None
 
-    def take(self, timeout: float) -> Any:
-        """The waiting frame, or None after `timeout` seconds or once closed."""
+    def take_batch(self, timeout: float, window_s: float = 0.0, max_batch: int = 1) -> list[tuple[str, Any]]:
+        """`(camera, frame)` pairs, longest waiting first: empty after `timeout` seconds without a frame or once
+        closed. Once a frame waits, cameras without one get until `window_s` after its arrival to join."""
         with self._condition:
-            if self._item is None and not self._closed:
-                self._condition.wait(timeout)
-            item, self._item = self._item, None
-            return item
+            self._condition.wait_for(lambda: self._waiting or self._closed, timeout)
+            if self._waiting and not self._closed:
+                self._wait_for_late_cameras(window_s, min(max_batch, len(self.cameras)))
+            if self._closed:
+                return []
+            chosen = sorted(self._waiting, key=lambda camera: self._waiting[camera].since)[:max_batch]
+            return [(camera, self._waiting.pop(camera).item) for camera in chosen]
+
+    def _wait_for_late_cameras(self, window_s: float, wanted: int) -> None:
+        join_by = min(waiting.since for waiting in self._waiting.values()) + window_s
+        while len(self._waiting) < wanted and not self._closed:
+            remaining = join_by - time.monotonic()
+            if remaining <= 0:
+                return
+            self._condition.wait(remaining)
 
     @property
     def closed(self) -> bool:
@@ -48,7 +81,7 @@ class LatestFrameSlot:
     def close(self) -> None:
         with self._condition:
             self._closed = True
-            self._item = None
+            self._waiting.clear()
             self._condition.notify_all()
 
 
@@ -102,7 +135,7 @@ class FrameStatistics:
     window: int = 100
     received: int = 0
     processed: int = 0
-    dropped: int = 0  # replaced in the slot before inference could take them
+    dropped: int = 0  # replaced by a newer frame before inference could take them
     rejected: int = 0  # bad input: encoding, size, truncated, undecodable
     stale: int = 0  # older than max_input_age_ms
     last_rejection: str = ""
@@ -158,7 +191,36 @@ class FrameStatistics:
             if self.transport.unnumbered:
                 values["frames_without_sequence_number"] = self.transport.unnumbered
             for stage, samples in self.stages.items():
-                data = np.asarray(samples)
-                values[f"{stage}_ms_mean"] = round(float(data.mean()), 2)
-                values[f"{stage}_ms_p95"] = round(float(np.percentile(data, 95)), 2)
+                values |= _mean_and_p95(f"{stage}_ms", samples)
+            return values
+
+
+def _mean_and_p95(name: str, samples: deque) -> dict[str, float]:
+    data = np.asarray(samples)
+    return {f"{name}_mean": round(float(data.mean()), 2), f"{name}_p95": round(float(np.percentile(data, 95)), 2)}
+
+
+@dataclass
+class BatchStatistics:
+    """Batches since start (a histogram of their sizes) and their timings over a sliding window."""
+
+    window: int = 100
+    sizes: Counter = field(default_factory=Counter)
+    stages: dict[str, deque] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_batch(self, size: int, timings_ms: dict[str, float]) -> None:
+        with self._lock:
+            self.sizes[size] += 1
+            for stage, value in timings_ms.items():
+                self.stages.setdefault(stage, deque(maxlen=self.window)).append(value)
+
+    def summary(self) -> dict[str, float | int | str]:
+        with self._lock:
+            values: dict[str, float | int | str] = {
+                "batches": sum(self.sizes.values()),
+                "batch_size_histogram": ", ".join(f"{size}: {n}" for size, n in sorted(self.sizes.items())),
+            }
+            for stage, samples in self.stages.items():
+                values |= _mean_and_p95(f"batch_{stage}_ms", samples)
             return values

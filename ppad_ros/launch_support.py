@@ -1,7 +1,8 @@
 """The launch file's logic, kept where tests reach it (`ros2 launch` itself is not installable here).
 
 Parameter precedence: the profile's YAML (config/teacher.yaml or config/student.yaml), then a user
-`params_file`, then explicit launch arguments (only those given a value).
+`params_file`, then explicit launch arguments (only those given a value). `cameras:=front,left` makes one
+node serve those cameras, each input remapped from `camera_topic` with `{camera}` replaced by its name.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ppad_ros.parameters import check_cameras
 from ppad_ros.resources import config_dir, find_resource
 
 PROFILES = ("teacher", "student")
 FASTDDS_PROFILE = "config/fastdds_localhost.xml"
+CAMERA_PLACEHOLDER = "{camera}"
 
 
 def profile_params_file(profile: str, directory: Path | None = None) -> Path:
@@ -31,6 +34,7 @@ def node_parameters(
     backend: str = "",
     use_sim_time: bool = False,
     directory: Path | None = None,
+    cameras: tuple[str, ...] = (),
 ) -> list:
     """The `parameters=` list for launch_ros.actions.Node, lowest precedence first."""
     parameters: list = [str(profile_params_file(profile, directory))]
@@ -43,6 +47,8 @@ def node_parameters(
         overrides["device"] = device
     if backend:
         overrides["backend"] = backend
+    if cameras:
+        overrides["cameras"] = list(cameras)
     parameters.append(overrides)
     return parameters
 
@@ -70,3 +76,21 @@ def fastdds_environment(fastdds_profile: str = "", environ: dict | None = None) 
     if environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
         return {}
     return {"FASTDDS_DEFAULT_PROFILES_FILE": str(find_resource(FASTDDS_PROFILE, "Fast DDS profile").resolve())}
+
+
+def camera_names(text: str) -> tuple[str, ...]:
+    """`cameras:=front, left,right` as names; a ValueError for a name the node would refuse, or a repeated one."""
+    cameras = tuple(name.strip() for name in text.split(",") if name.strip())
+    check_cameras(cameras)
+    return cameras
+
+
+def camera_remappings(cameras: tuple[str, ...], camera_topic: str) -> list[tuple[str, str]]:
+    """Each camera's relative `<camera>/image` (and compressed variant) onto `camera_topic` with its name filled in."""
+    if CAMERA_PLACEHOLDER not in camera_topic:
+        raise ValueError(f"camera_topic:={camera_topic!r} must hold {CAMERA_PLACEHOLDER}, e.g. /{{camera}}/image_raw")
+    pairs = []
+    for camera in cameras:
+        topic = camera_topic.replace(CAMERA_PLACEHOLDER, camera)
+        pairs += [(f"{camera}/image", topic), (f"{camera}/image/compressed", f"{topic}/compressed")]
+    return pairs

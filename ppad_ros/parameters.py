@@ -3,6 +3,7 @@ validate them and document them (README's table is checked against it by the tes
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -21,11 +22,16 @@ class ParameterSpec:
     maximum: float | None = None
 
     def coerce(self, value: Any) -> Any:
-        """`value` as this parameter's type (an integer literal is a valid float); a ValueError names it."""
+        """`value` as this parameter's type (an integer literal is a valid float, a string list a tuple, an unset
+        list empty); a ValueError names it."""
         kind = type(self.default)
         if kind is float and type(value) is int:
             return float(value)
-        if type(value) is not kind:
+        if kind is list and value is None:  # `-p cameras:=[]` arrives as an unset parameter
+            return ()
+        if kind is list and isinstance(value, (list, tuple)) and all(type(item) is str for item in value):
+            return tuple(value)
+        if type(value) is not kind or kind is list:
             shown = printable(repr(value))
             raise ValueError(f"parameter {self.name}={shown} is not {TYPE_NAMES[kind]}{self.allowed()}")
         return value
@@ -39,7 +45,8 @@ class ParameterSpec:
         return f" ({', '.join(bounds)})" if bounds else ""
 
 
-TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list of strings"}
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 INPUT_SIDES = ("input_height", "input_width")  # the node's two parameters for RuntimeOptions.input_size
 
 
@@ -89,6 +96,20 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "max_input_age_ms", 0.0, "> 0: frames whose header stamp is older than this are dropped", minimum=0.0
     ),
     ParameterSpec("max_image_pixels", DEFAULT_MAX_PIXELS, "larger frames are rejected", minimum=1),
+    ParameterSpec(
+        "cameras",
+        [],
+        "camera names, e.g. [front, left]: one batched model serves `<camera>/image` -> `<camera>/detections`, ...; "
+        "empty: one camera on `image` -> `detections`, ...",
+    ),
+    ParameterSpec(
+        "batch_window_ms",
+        5.0,
+        "after a frame arrives, how long cameras without a waiting frame may take to join its batch",
+        minimum=0.0,
+        maximum=1000.0,
+    ),
+    ParameterSpec("max_batch", 8, "most cameras in one forward pass; the cameras waiting longest go first", minimum=1),
     ParameterSpec("publish_overlay", True, "render `debug/overlay` (only while it has subscribers)"),
     ParameterSpec("publish_combined", True, "publish the combined `perception` message"),
     ParameterSpec("warmup_iterations", 2, "inferences on a blank frame before the node reports ready", minimum=0),
@@ -110,6 +131,9 @@ class NodeParameters:
     input_transport: str
     max_input_age_ms: float
     max_image_pixels: int
+    cameras: tuple[str, ...]
+    batch_window_ms: float
+    max_batch: int
     publish_overlay: bool
     publish_combined: bool
     warmup_iterations: int
@@ -127,10 +151,24 @@ class NodeParameters:
                 check_value(name, value, spec.choices, spec.minimum, spec.maximum)
             except OptionError as exc:
                 raise ValueError(f"parameter {printable(exc, 200)}") from None
+        check_cameras(values.get("cameras", ()))
         if not values.get("checkpoint"):
             raise ValueError("parameter checkpoint is empty: set it (config/teacher.yaml, config/student.yaml)")
         own = {f.name: values[f.name] for f in fields(cls) if f.name != "runtime"}
         return cls(**own, runtime=runtime_options(values))
+
+
+def check_cameras(cameras: tuple[str, ...]) -> None:
+    """A ValueError unless every camera name is a ROS name token and none repeats."""
+    for camera in cameras:
+        if not CAMERA_NAME.fullmatch(camera):
+            raise ValueError(
+                f"parameter cameras: {printable(repr(camera))} is not a camera name "
+                "(letters, digits and underscores, starting with a letter)"
+            )
+    repeated = sorted({camera for camera in cameras if cameras.count(camera) > 1})
+    if repeated:
+        raise ValueError(f"parameter cameras names {', '.join(repeated)} more than once")
 
 
 def runtime_options(values: dict[str, Any]) -> RuntimeOptions:

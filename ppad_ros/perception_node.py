@@ -1,10 +1,11 @@
-"""`perception_node`: camera image in; detections, drivable-area and lane-line masks out.
+"""`perception_node`: camera images in; detections, drivable-area and lane-line masks out.
 
 A lifecycle node that configures and activates itself unless started with `--ros-args -p
 autostart:=false`: configure loads and warms up the model (a missing or corrupt checkpoint fails
-here, and the process exits non-zero), activate subscribes. The subscription callback only parks the
-newest frame in a one-slot hand-over; an inference thread takes it, so a slow model drops frames
-instead of queueing them. Topics, QoS and parameters: docs/node.md (and README "ROS 2 node").
+here, and the process exits non-zero), activate subscribes. It serves one camera (`image`) or the
+list in `cameras` (`<camera>/image`) with one model. The subscription callbacks only park each
+camera's newest frame; one inference thread takes the waiting frames as one batch, so a slow model
+drops frames instead of queueing them. Topics, QoS and parameters: docs/node.md (and README "ROS 2 node").
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +42,13 @@ from ppad_core.runtime.backends import check_hardware
 from ppad_core.runtime.options import OptionError
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.runtime.visualize import draw_overlay
-from ppad_ros.frame_flow import FrameStatistics, LatestFrameSlot, TransportLosses
+from ppad_ros.frame_flow import (
+    BatchStatistics,
+    FrameStatistics,
+    LatestFramePerCamera,
+    TransportLosses,
+    camera_topic,
+)
 from ppad_ros.image_conversion import ImageError, compressed_to_bgr, fill_image, image_to_bgr
 from ppad_ros.messages import combined_message, detections_message, label_info_message, mask_message
 from ppad_ros.msg import PerceptionResult
@@ -49,12 +58,25 @@ from ppad_ros.wire_text import REASON_LIMIT, printable
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# SensorData (best effort, keep last 5). The callback only parks the newest frame in a one-slot
+# SensorData (best effort, keep last 5). The callback only parks the camera's newest frame in the
 # hand-over, so a depth of 5 adds no latency: it lets every frame reach the callback and be counted
 # (replaced frames are the `frames_dropped` of /diagnostics) instead of vanishing inside DDS.
 CAMERA_QOS = qos_profile_sensor_data
 WARMUP_FRAME = (720, 1280)
 ERROR_LIMIT = 1000  # characters of a start-up error (it may list every place a checkpoint was looked for)
+SINGLE_CAMERA = ("",)  # `cameras` empty: one camera on the node's own `image`, `detections`, ...
+LABEL_TOPICS = ("detections/label_info", "drivable_area/label_info", "lane_lines/label_info")
+
+
+@dataclass
+class _Frame:
+    """One camera's decoded frame on its way through a batch."""
+
+    camera: str
+    header: Header
+    image: np.ndarray
+    received: float  # perf_counter at the subscription callback
+    decode_ms: float
 
 
 class PerceptionNode(Node):
@@ -66,12 +88,14 @@ class PerceptionNode(Node):
         self.params: NodeParameters | None = None
         self.predictor: Predictor | None = None
         self.error = ""  # why the last configure failed, for /diagnostics
-        self.stats = FrameStatistics()
-        self.slot = LatestFrameSlot()
+        self.cameras: tuple[str, ...] = SINGLE_CAMERA
+        self.camera_stats = {"": FrameStatistics()}
+        self.batch_stats = BatchStatistics()
+        self.frames = LatestFramePerCamera(self.cameras)
         self.ready = False
         self._worker: threading.Thread | None = None
-        self._subscription = None
-        self._outputs: dict = {}
+        self._camera_subscriptions: dict = {}  # camera -> its image subscription
+        self._outputs: dict = {}  # topic relative to the namespace -> publisher
         # /diagnostics from construction on: an unconfigured or failed node still says why it is silent
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self._diagnostics_period(), self._publish_diagnostics)
@@ -90,40 +114,40 @@ class PerceptionNode(Node):
             self._publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
         self.error = ""
+        self.cameras = params.cameras or SINGLE_CAMERA
+        self.camera_stats = {camera: FrameStatistics() for camera in self.cameras}
+        self.batch_stats = BatchStatistics()
         self._create_publishers(params)
         self._restart_diagnostics(params.diagnostics_period_s)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        params = self.params
-        if params.input_transport == "compressed":
-            topic, message_type = "image/compressed", CompressedImage
-        else:
-            topic, message_type = "image", Image
-        self.slot = LatestFrameSlot()
-        self.stats.transport = TransportLosses()  # a new subscription: frames sent while inactive are not losses
+        compressed = self.params.input_transport == "compressed"
+        topic, message_type = ("image/compressed", CompressedImage) if compressed else ("image", Image)
+        self.frames = LatestFramePerCamera(self.cameras)
         self._worker = threading.Thread(target=self._inference_loop, name="ppad-inference", daemon=True)
         self._worker.start()
-        self._subscription = self.create_subscription(
-            message_type,
-            topic,
-            self._on_image,
-            CAMERA_QOS,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
+        for camera in self.cameras:
+            self.camera_stats[camera].transport = TransportLosses()  # frames sent while inactive are not losses
+            self._camera_subscriptions[camera] = self.create_subscription(
+                message_type,
+                camera_topic(camera, topic),
+                partial(self._on_image, camera),
+                CAMERA_QOS,
+                qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+            )
         self._publish_label_info()
         self.ready = True
-        self.get_logger().info(
-            f"ready: {self.model_name} ({self.predictor.backend.description}) on {self.resolve_topic_name(topic)}"
-        )
+        inputs = ", ".join(subscription.topic_name for subscription in self._camera_subscriptions.values())
+        self.get_logger().info(f"ready: {self.model_name} ({self.predictor.backend.description}) on {inputs}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.ready = False
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
-        self.slot.close()
+        for subscription in self._camera_subscriptions.values():
+            self.destroy_subscription(subscription)
+        self._camera_subscriptions = {}
+        self.frames.close()
         if self._worker is not None:
             self._worker.join(timeout=10)
         return super().on_deactivate(state)
@@ -136,7 +160,7 @@ class PerceptionNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self.slot.close()
+        self.frames.close()
         return TransitionCallbackReturn.SUCCESS
 
     # ----- parameters ------------------------------------------------------------------------------------
@@ -205,98 +229,118 @@ class PerceptionNode(Node):
         self.get_logger().info(f"warm-up: {iterations} inferences in {time.perf_counter() - start:.2f} s")
 
     def _create_publishers(self, params: NodeParameters) -> None:
+        outputs = [(Detection2DArray, "detections"), (Image, "drivable_area/mask"), (Image, "lane_lines/mask")]
+        outputs += [(PerceptionResult, "perception")] if params.publish_combined else []
+        outputs += [(Image, "debug/overlay")] if params.publish_overlay else []
+        outputs = [(*output, OUTPUT_QOS) for output in outputs] + [(LabelInfo, t, LATCHED_QOS) for t in LABEL_TOPICS]
         options = QoSOverridingOptions.with_default_policies()
-
-        def publisher(message_type, topic, qos=OUTPUT_QOS):
-            self._outputs[topic] = self.create_publisher(message_type, topic, qos, qos_overriding_options=options)
-
-        publisher(Detection2DArray, "detections")
-        publisher(Image, "drivable_area/mask")
-        publisher(Image, "lane_lines/mask")
-        for topic in ("detections/label_info", "drivable_area/label_info", "lane_lines/label_info"):
-            publisher(LabelInfo, topic, LATCHED_QOS)
-        if params.publish_combined:
-            publisher(PerceptionResult, "perception")
-        if params.publish_overlay:
-            publisher(Image, "debug/overlay")
+        for camera in self.cameras:
+            for message_type, topic, qos in outputs:
+                name = camera_topic(camera, topic)
+                self._outputs[name] = self.create_publisher(message_type, name, qos, qos_overriding_options=options)
 
     def _publish_label_info(self) -> None:
         config = self.predictor.config
         header = Header(stamp=self.get_clock().now().to_msg())
         drivable_name, lane_name = config.seg_names
         drivable_threshold, lane_threshold = config.seg_thresholds
-        infos = {
-            "detections/label_info": (config.class_names, self.predictor.conf_threshold),
-            "drivable_area/label_info": (["background", drivable_name], drivable_threshold),
-            "lane_lines/label_info": (["background", lane_name], lane_threshold),
-        }
-        for topic, (names, threshold) in infos.items():
-            self._outputs[topic].publish(label_info_message(names, threshold, header))
+        infos = [
+            (config.class_names, self.predictor.conf_threshold),
+            (["background", drivable_name], drivable_threshold),
+            (["background", lane_name], lane_threshold),
+        ]
+        for camera in self.cameras:
+            for topic, (names, threshold) in zip(LABEL_TOPICS, infos):
+                self._outputs[camera_topic(camera, topic)].publish(label_info_message(names, threshold, header))
 
     # ----- frames ----------------------------------------------------------------------------------------
-    def _on_image(self, msg, info: MessageInfo) -> None:
+    def _on_image(self, camera: str, msg, info: MessageInfo) -> None:
         publisher = (info.get("publisher_gid") or {}).get("data", b"")
-        replaced = self.slot.put((msg, time.perf_counter()))
-        self.stats.on_received(replaced, bytes(publisher), info.get("publication_sequence_number"))
+        replaced = self.frames.put(camera, (msg, time.perf_counter()))
+        self.camera_stats[camera].on_received(replaced, bytes(publisher), info.get("publication_sequence_number"))
 
     def _inference_loop(self) -> None:
-        while not self.slot.closed:
-            item = self.slot.take(timeout=0.2)
-            if item is None:
-                continue
-            try:
-                self._process(*item)
-            except Exception as exc:  # one bad frame must never stop the node
-                reason = printable(exc, REASON_LIMIT)
-                self.stats.on_rejected(reason)
-                self.get_logger().error(f"frame failed: {reason}", throttle_duration_sec=2.0)
-
-    def _process(self, msg, received: float) -> None:
         params = self.params
+        while not self.frames.closed:
+            batch = self.frames.take_batch(0.2, params.batch_window_ms / 1e3, params.max_batch)
+            if batch:
+                self._process_batch(batch)
+
+    def _process_batch(self, batch: list[tuple[str, tuple]]) -> None:
+        """Decode each camera's frame, run the good ones through one forward pass, publish each camera's outputs."""
+        taken = time.perf_counter()
+        frames = [frame for camera, (msg, received) in batch if (frame := self._decoded(camera, msg, received))]
+        if not frames:
+            return
+        try:
+            predictions, times = self.predictor.predict([frame.image for frame in frames])
+        except Exception as exc:  # one bad batch must never stop the node
+            reason = printable(exc, REASON_LIMIT)
+            for frame in frames:
+                self.camera_stats[frame.camera].on_rejected(reason)
+            self.get_logger().error(f"batch failed: {reason}", throttle_duration_sec=2.0)
+            return
+        for frame, prediction in zip(frames, predictions):
+            self._publish_frame(frame, prediction, times, taken)
+        total_ms = (time.perf_counter() - taken) * 1e3
+        self.batch_stats.on_batch(len(frames), {"total": total_ms, "inference": times.inference_ms})
+
+    def _decoded(self, camera: str, msg, received: float) -> _Frame | None:
+        """The camera's frame as BGR, or None (counted) when it is stale or bad."""
+        params, stats = self.params, self.camera_stats[camera]
         if params.max_input_age_ms > 0:
             age_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
             if age_ms > params.max_input_age_ms:
-                self.stats.on_stale()
-                return
-        taken = time.perf_counter()
+                stats.on_stale()
+                return None
+        start = time.perf_counter()
         try:
             decode = compressed_to_bgr if isinstance(msg, CompressedImage) else image_to_bgr
             image = decode(msg, params.max_image_pixels)
-        except ImageError as exc:
-            topic = self._subscription.topic_name if self._subscription else "image"
+        except Exception as exc:  # ImageError names the problem; anything else must not stop the node either
             reason = printable(exc, REASON_LIMIT)
-            self.stats.on_rejected(reason)
-            self.get_logger().error(f"dropped a frame on {topic}: {reason}", throttle_duration_sec=2.0)
+            stats.on_rejected(reason)
+            topic = self._camera_subscriptions[camera].topic_name if camera in self._camera_subscriptions else camera
+            prefix = "dropped a frame on" if isinstance(exc, ImageError) else "frame failed on"
+            self.get_logger().error(f"{prefix} {topic}: {reason}", throttle_duration_sec=2.0)
+            return None
+        return _Frame(camera, msg.header, image, received, (time.perf_counter() - start) * 1e3)
+
+    def _publish_frame(self, frame: _Frame, prediction, times, taken: float) -> None:
+        start = time.perf_counter()
+        try:
+            self._publish(frame.camera, frame.header, frame.image, prediction, times)
+        except Exception as exc:  # one frame's failure must never stop the node or the batch
+            reason = printable(exc, REASON_LIMIT)
+            self.camera_stats[frame.camera].on_rejected(reason)
+            self.get_logger().error(f"frame failed: {reason}", throttle_duration_sec=2.0)
             return
-        decoded = time.perf_counter()
-        (prediction,), times = self.predictor.predict([image])
-        predicted = time.perf_counter()
-        self._publish(msg.header, image, prediction, times)
         published = time.perf_counter()
-        self.stats.on_processed(
+        self.camera_stats[frame.camera].on_processed(
             {
-                "decode": (decoded - taken) * 1e3,
+                "decode": frame.decode_ms,
                 "preprocess": times.preprocess_ms,
                 "inference": times.inference_ms,
                 "postprocess": times.postprocess_ms,
-                "publish": (published - predicted) * 1e3,
-                "end_to_end": (published - received) * 1e3,
+                "publish": (published - start) * 1e3,
+                "end_to_end": (published - frame.received) * 1e3,
                 "node_overhead": (published - taken) * 1e3 - times.inference_ms,
             }
         )
 
-    def _publish(self, header: Header, image: np.ndarray, prediction, times) -> None:
+    def _publish(self, camera: str, header: Header, image: np.ndarray, prediction, times) -> None:
         publishers, params = self._outputs, self.params
         config = self.predictor.config
         detections = detections_message(prediction, header, config.class_names, params.class_id_mode)
         drivable = mask_message(prediction.drivable_mask, header)
         lane = mask_message(prediction.lane_mask, header)
-        publishers["detections"].publish(detections)
-        publishers["drivable_area/mask"].publish(drivable)
-        publishers["lane_lines/mask"].publish(lane)
-        if "perception" in publishers:
-            publishers["perception"].publish(combined_message(detections, drivable, lane, self.model_name, times))
-        overlay = publishers.get("debug/overlay")
+        publishers[camera_topic(camera, "detections")].publish(detections)
+        publishers[camera_topic(camera, "drivable_area/mask")].publish(drivable)
+        publishers[camera_topic(camera, "lane_lines/mask")].publish(lane)
+        combined = publishers.get(camera_topic(camera, "perception"))
+        if combined is not None:
+            combined.publish(combined_message(detections, drivable, lane, self.model_name, times))
+        overlay = publishers.get(camera_topic(camera, "debug/overlay"))
         if overlay is not None and overlay.get_subscription_count() > 0:
             overlay.publish(
                 fill_image(Image(header=header), draw_overlay(image, prediction, config.class_names), "bgr8")
@@ -304,20 +348,31 @@ class PerceptionNode(Node):
 
     # ----- diagnostics -----------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        summary = self.stats.summary()
-        status = DiagnosticStatus(name=f"ppad: {self.get_fully_qualified_name()}")
+        name = f"ppad: {self.get_fully_qualified_name()}"
+        if self.cameras == SINGLE_CAMERA:
+            statuses = [self._status(name, self.camera_stats[""].summary())]
+        else:
+            summaries = {camera: stats.summary() for camera, stats in self.camera_stats.items()}
+            received = sum(summary["frames_received"] for summary in summaries.values())
+            statuses = [self._status(name, {"cameras": ", ".join(self.cameras), "frames_received": received})]
+            statuses += [self._status(f"{name}/{camera}", summary) for camera, summary in summaries.items()]
+        statuses[0].values += [KeyValue(key=k, value=str(v)) for k, v in self.batch_stats.summary().items()]
+        message = DiagnosticArray(status=statuses)
+        message.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics.publish(message)
+
+    def _status(self, name: str, summary: dict) -> DiagnosticStatus:
+        status = DiagnosticStatus(name=name)
         status.level, status.message = self._state(summary)
         values = summary
         if self.predictor is not None:
             status.hardware_id = self.params.runtime.device
             values = {"model": self.model_name, "backend": self.predictor.backend.description, **summary}
         status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
-        message = DiagnosticArray(status=[status])
-        message.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics.publish(message)
+        return status
 
     def _state(self, summary: dict) -> tuple[bytes, str]:
-        """Level and message of the node's status."""
+        """Level and message of a status (the node's, or one camera's)."""
         if self.error:
             return DiagnosticStatus.ERROR, self.error
         if self.predictor is None:
@@ -353,7 +408,7 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.slot.close()
+        node.frames.close()
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

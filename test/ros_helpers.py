@@ -85,12 +85,14 @@ class NodeProcess:
 
 
 class Probe:
-    """Publishes frames to `<ns>/image` and records every output of the node under `ns`."""
+    """Publishes frames to `<ns>/image` and records every output of the node under `ns`; `status` names the
+    node's /diagnostics status it reads (default `<ns>/perception`; `<node ns>/perception/<camera>` for a camera)."""
 
-    def __init__(self, ns: str) -> None:
+    def __init__(self, ns: str, status: str = "") -> None:
         if not rclpy.ok():
             rclpy.init()
         self.ns = ns
+        self.status = status or f"{ns}/perception"
         self.node = rclpy.create_node(f"probe_{ns.strip('/').replace('/', '_')}")
         self.lock = threading.Lock()
         self.received: dict[str, list] = defaultdict(list)
@@ -132,7 +134,7 @@ class Probe:
         """Key-values of the latest status from the node under test."""
         for message in reversed(self.messages("diagnostics")):
             for status in message.status:
-                if status.name.endswith(f"{self.ns}/perception"):
+                if status.name == f"ppad: {self.status}":
                     values = {kv.key: kv.value for kv in status.values}
                     return values | {"_message": status.message, "_level": int.from_bytes(status.level, "little")}
         return {}

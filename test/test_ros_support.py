@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 import types
 from types import SimpleNamespace
 
@@ -15,10 +16,24 @@ import pytest
 
 from ppad_core.runtime.options import RuntimeOptions
 from ppad_ros import image_conversion
-from ppad_ros.frame_flow import FrameStatistics, LatestFrameSlot, TransportLosses
+from ppad_ros.frame_flow import (
+    BatchStatistics,
+    FrameStatistics,
+    LatestFramePerCamera,
+    TransportLosses,
+    camera_topic,
+)
 from ppad_ros.image_conversion import ImageError, compressed_to_bgr, image_to_bgr
 from ppad_ros.image_header import HeaderError, encoded_size
-from ppad_ros.launch_support import config_dir, fastdds_environment, node_parameters, profile_params_file, remappings
+from ppad_ros.launch_support import (
+    camera_names,
+    camera_remappings,
+    config_dir,
+    fastdds_environment,
+    node_parameters,
+    profile_params_file,
+    remappings,
+)
 from ppad_ros.parameters import PARAMETERS, NodeParameters, markdown_table
 from ppad_ros.wire_text import printable
 
@@ -190,21 +205,63 @@ def test_transport_losses_come_from_gaps_in_each_publishers_sequence():
     assert stats.summary()["frames_lost_transport"] == 2 and stats.summary()["frames_received"] == 2
 
 
-def test_latest_frame_slot_keeps_only_the_newest_and_counts_replacements():
-    slot, stats = LatestFrameSlot(), FrameStatistics()
+def test_latest_frame_per_camera_keeps_only_the_newest_and_counts_replacements():
+    frames, stats = LatestFramePerCamera([""]), FrameStatistics()
     for i in range(5):
-        stats.on_received(slot.put(i))
-    assert slot.take(0.01) == 4 and slot.take(0.01) is None
+        stats.on_received(frames.put("", i))
+    assert frames.take_batch(0.01) == [("", 4)] and frames.take_batch(0.01) == []
     summary = stats.summary()
     assert summary["frames_received"] == 5 and summary["frames_dropped"] == 4
     taken = []
-    consumer = threading.Thread(target=lambda: taken.append(slot.take(5.0)))
+    consumer = threading.Thread(target=lambda: taken.append(frames.take_batch(5.0)))
     consumer.start()
-    slot.put("wake")
+    frames.put("", "wake")
     consumer.join(2)
-    assert taken == ["wake"]
-    slot.close()
-    assert slot.take(5.0) is None and slot.closed
+    assert taken == [[("", "wake")]]
+    with pytest.raises(KeyError, match="unknown camera 'rear'"):
+        frames.put("rear", 0)
+    frames.close()
+    assert frames.take_batch(5.0) == [] and frames.closed
+
+
+def test_late_cameras_join_a_batch_within_the_window_only():
+    frames = LatestFramePerCamera(["front", "left", "right"])
+    frames.put("front", "f")
+    threading.Timer(0.05, frames.put, ("left", "l")).start()
+    start = time.monotonic()
+    assert frames.take_batch(1.0, window_s=0.3, max_batch=2) == [("front", "f"), ("left", "l")]
+    assert time.monotonic() - start < 0.25  # max_batch cameras arrived: no need to wait out the window
+    frames.put("front", "f2")
+    threading.Timer(0.2, frames.put, ("left", "l2")).start()
+    start = time.monotonic()
+    assert frames.take_batch(1.0, window_s=0.05, max_batch=8) == [("front", "f2")]  # left came too late
+    assert 0.04 < time.monotonic() - start < 0.15
+    time.sleep(0.25)
+    assert frames.take_batch(1.0, window_s=0.0, max_batch=8) == [("left", "l2")]
+
+
+def test_a_capped_batch_takes_the_cameras_waiting_longest_so_none_starves():
+    frames = LatestFramePerCamera(["front", "left", "right"])
+    for camera in ("right", "front", "left"):
+        frames.put(camera, f"{camera}1")
+        time.sleep(0.002)
+    assert frames.take_batch(1.0, max_batch=2) == [("right", "right1"), ("front", "front1")]
+    for i in range(2, 20):  # front floods: its replaced frames keep the place of the first one not taken
+        frames.put("front", f"front{i}")
+    frames.put("right", "right2")
+    assert frames.take_batch(1.0, max_batch=2) == [("left", "left1"), ("front", "front19")]
+    assert frames.take_batch(1.0, max_batch=2) == [("right", "right2")]
+
+
+def test_batch_statistics_report_the_size_histogram_and_latency():
+    stats = BatchStatistics()
+    for size in (1, 3, 3, 2):
+        stats.on_batch(size, {"total": 10.0 * size, "inference": 5.0 * size})
+    summary = stats.summary()
+    assert summary["batches"] == 4 and summary["batch_size_histogram"] == "1: 1, 2: 1, 3: 2"
+    assert summary["batch_total_ms_mean"] == 22.5 and summary["batch_inference_ms_p95"] == 15.0
+    assert camera_topic("front", "drivable_area/mask") == "front/drivable_area/mask"
+    assert camera_topic("", "drivable_area/mask") == "drivable_area/mask"
 
 
 def test_stage_statistics_report_mean_and_p95():
@@ -231,6 +288,17 @@ def test_parameters_are_validated_with_the_allowed_values():
     assert resized.input_size == (320, 0) and resized.conf_threshold_override == 0.5
     with pytest.raises(ValueError, match="checkpoint is empty"):
         NodeParameters.from_values(values | {"checkpoint": ""})
+    assert params.cameras == () and params.max_batch == 8
+    assert NodeParameters.from_values(values | {"cameras": ["front", "left_2"]}).cameras == ("front", "left_2")
+    assert NodeParameters.from_values(values | {"cameras": None}).cameras == ()  # `-p cameras:=[]`
+    with pytest.raises(ValueError, match="parameter cameras: 'front/left' is not a camera name"):
+        NodeParameters.from_values(values | {"cameras": ["front/left"]})
+    with pytest.raises(ValueError, match="parameter cameras names front more than once"):
+        NodeParameters.from_values(values | {"cameras": ["front", "left", "front"]})
+    with pytest.raises(ValueError, match=r"parameter cameras=\['front', 1\] is not a list of strings"):
+        NodeParameters.from_values(values | {"cameras": ["front", 1]})
+    with pytest.raises(ValueError, match="max_batch=0 is below its minimum 1"):
+        NodeParameters.from_values(values | {"max_batch": 0})
 
 
 def test_parameter_types_accept_an_integer_for_a_float_and_nothing_else():
@@ -286,6 +354,8 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
             "model": "teacher",
             "params_file": "",
             "image_topic": "/front/image_raw",
+            "cameras": "",
+            "camera_topic": "/{camera}/image_raw",
             "namespace": "front",
             "device": "",
             "backend": "onnxruntime",
@@ -316,8 +386,10 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
     items = namespace["generate_launch_description"]()
     declared = {item.args[0]: item.kwargs for item in items[:-1]}
     assert declared["model"]["choices"] == ["teacher", "student"] and declared["model"]["default_value"] == "student"
-    expected = {"model", "params_file", "image_topic", "namespace", "device", "backend", "use_sim_time"}
-    assert set(declared) == expected | {"fastdds_profile"}
+    assert set(declared) == {
+        *("model", "params_file", "image_topic", "cameras", "camera_topic", "namespace", "device", "backend"),
+        *("use_sim_time", "fastdds_profile"),
+    }
     monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
     items[-1].kwargs["function"](None)
     assert created["executable"] == "perception_node" and created["namespace"] == "front"
@@ -327,6 +399,29 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
     ]
     assert ("image", "/front/image_raw") in created["remappings"]
     assert created["additional_env"] == fastdds_environment("", environ={})
+    Configuration.values |= {"cameras": "front,left", "camera_topic": "/car/{camera}/image_raw", "namespace": ""}
+    items[-1].kwargs["function"](None)
+    assert created["parameters"][-1] == {"use_sim_time": True, "backend": "onnxruntime", "cameras": ["front", "left"]}
+    assert created["remappings"] == camera_remappings(("front", "left"), "/car/{camera}/image_raw")
+
+
+def test_launch_cameras_argument_names_the_cameras_and_their_topics():
+    assert camera_names("front, left,right,") == ("front", "left", "right")
+    assert camera_names("") == ()
+    with pytest.raises(ValueError, match="parameter cameras names left more than once"):
+        camera_names("left,left")
+    with pytest.raises(ValueError, match="'front left' is not a camera name"):
+        camera_names("front left")
+    assert camera_remappings(("front", "rear"), "/{camera}/image_raw") == [
+        ("front/image", "/front/image_raw"),
+        ("front/image/compressed", "/front/image_raw/compressed"),
+        ("rear/image", "/rear/image_raw"),
+        ("rear/image/compressed", "/rear/image_raw/compressed"),
+    ]
+    with pytest.raises(ValueError, match="camera_topic:='/camera/image_raw' must hold {camera}"):
+        camera_remappings(("front",), "/camera/image_raw")
+    params = node_parameters("student", cameras=("front", "rear"))
+    assert params[-1] == {"use_sim_time": False, "cameras": ["front", "rear"]}
 
 
 def test_fastdds_profile_kept_from_the_environment_given_or_turned_off(tmp_path):
