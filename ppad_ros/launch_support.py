@@ -1,8 +1,9 @@
 """The launch file's logic, kept where tests reach it (`ros2 launch` itself is not installable here).
 
 Parameter precedence: the profile's YAML (config/teacher.yaml or config/student.yaml), then a user
-`params_file`, then explicit launch arguments (only those given a value). `cameras:=front,left` makes one
-node serve those cameras, each input remapped from `camera_topic` with `{camera}` replaced by its name.
+`params_file`, then each camera's own file, then explicit launch arguments (only those given a value).
+`cameras:=front,left` makes one node serve those cameras, each input remapped from `camera_topic` with
+`{camera}` replaced by its name; `camera_params:=cameras/{camera}.yaml` gives each camera its own settings.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ppad_ros.parameters import check_cameras
+import yaml
+
+from ppad_ros.parameters import PER_CAMERA, camera_parameter, check_cameras
 from ppad_ros.resources import config_dir, find_resource
 
 PROFILES = ("teacher", "student")
@@ -35,6 +38,7 @@ def node_parameters(
     use_sim_time: bool = False,
     directory: Path | None = None,
     cameras: tuple[str, ...] = (),
+    camera_params: str = "",
 ) -> list:
     """The `parameters=` list for launch_ros.actions.Node, lowest precedence first."""
     parameters: list = [str(profile_params_file(profile, directory))]
@@ -42,6 +46,8 @@ def node_parameters(
         if not Path(params_file).is_file():
             raise FileNotFoundError(f"params_file {params_file!r} does not exist")
         parameters.append(params_file)
+    if camera_params:
+        parameters.append(camera_settings(cameras, camera_params))
     overrides: dict = {"use_sim_time": bool(use_sim_time)}
     if device:
         overrides["device"] = device
@@ -83,6 +89,24 @@ def camera_names(text: str) -> tuple[str, ...]:
     cameras = tuple(name.strip() for name in text.split(",") if name.strip())
     check_cameras(cameras)
     return cameras
+
+
+def camera_settings(cameras: tuple[str, ...], pattern: str) -> dict:
+    """Each camera's own settings as `<camera>.<setting>` parameters, from the YAML file `pattern` names with
+    `{camera}` replaced (a plain mapping, e.g. `input_transport: compressed`; settings: PER_CAMERA)."""
+    if CAMERA_PLACEHOLDER not in pattern:
+        raise ValueError(f"camera_params:={pattern!r} must hold {CAMERA_PLACEHOLDER}, e.g. cameras/{{camera}}.yaml")
+    if not cameras:
+        raise ValueError("camera_params:= needs cameras:=")
+    parameters = {}
+    for camera in cameras:
+        path = find_resource(pattern.replace(CAMERA_PLACEHOLDER, camera), f"camera_params file of {camera}")
+        settings = yaml.safe_load(path.read_text()) or {}
+        unknown = sorted(set(settings) - set(PER_CAMERA)) if isinstance(settings, dict) else ["(not a mapping)"]
+        if unknown:
+            raise ValueError(f"{path}: {', '.join(map(str, unknown))} not a camera setting ({', '.join(PER_CAMERA)})")
+        parameters |= {camera_parameter(camera, name): value for name, value in settings.items()}
+    return parameters
 
 
 def camera_remappings(cameras: tuple[str, ...], camera_topic: str) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@ validate them and document them (README's table is checked against it by the tes
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, fields
 from typing import Any
@@ -119,6 +120,27 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 
 
 SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+# what a camera may set for itself as `<camera>.<name>` (unset: the node-wide value)
+PER_CAMERA = ("input_transport", "max_input_age_ms", "max_image_pixels")
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """One camera's input settings: its own `<camera>.<name>` values, else the node-wide ones."""
+
+    input_transport: str
+    max_input_age_ms: float
+    max_image_pixels: int
+
+
+def camera_parameter(camera: str, name: str) -> str:
+    return f"{camera}.{name}"
+
+
+def split_camera_parameter(name: str) -> tuple[str, str] | None:
+    """(camera, setting) of a `<camera>.<setting>` parameter name, or None for any other name."""
+    camera, dot, setting = name.rpartition(".")
+    return (camera, setting) if dot and setting in PER_CAMERA and CAMERA_NAME.fullmatch(camera) else None
 
 
 @dataclass
@@ -140,22 +162,45 @@ class NodeParameters:
     diagnostics_period_s: float
     autostart: bool
     runtime: RuntimeOptions
+    camera_settings: dict[str, CameraSettings]
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> NodeParameters:
-        """Validated parameters; a ValueError names the parameter, its value and the allowed values or range."""
-        values = {name: SPECS[name].coerce(value) for name, value in values.items()}
-        for name, value in values.items():
-            spec = SPECS[name]
-            try:
-                check_value(name, value, spec.choices, spec.minimum, spec.maximum)
-            except OptionError as exc:
-                raise ValueError(f"parameter {printable(exc, 200)}") from None
+        """Validated parameters; a ValueError names the parameter, its value and the allowed values or range.
+        `values` holds the table's names and, for cameras, `<camera>.<setting>` names (None: unset)."""
+        per_camera = {name: value for name, value in values.items() if name not in SPECS}
+        values = {name: _checked(SPECS[name], name, value) for name, value in values.items() if name in SPECS}
         check_cameras(values.get("cameras", ()))
         if not values.get("checkpoint"):
             raise ValueError("parameter checkpoint is empty: set it (config/teacher.yaml, config/student.yaml)")
-        own = {f.name: values[f.name] for f in fields(cls) if f.name != "runtime"}
-        return cls(**own, runtime=runtime_options(values))
+        own = {f.name: values[f.name] for f in fields(cls) if f.name not in ("runtime", "camera_settings")}
+        cameras = values.get("cameras", ())
+        settings = {camera: _camera_settings(camera, values, per_camera) for camera in cameras or ("",)}
+        return cls(**own, runtime=runtime_options(values), camera_settings=settings)
+
+    def camera(self, camera: str) -> CameraSettings:
+        """The settings of `camera` ("" for the single unnamed camera)."""
+        return self.camera_settings[camera]
+
+
+def _checked(spec: ParameterSpec, name: str, value: Any) -> Any:
+    """`value` of parameter `name` (a table entry or a camera's own copy of one), coerced and checked."""
+    spec = dataclasses.replace(spec, name=name)
+    value = spec.coerce(value)
+    try:
+        check_value(name, value, spec.choices, spec.minimum, spec.maximum)
+    except OptionError as exc:
+        raise ValueError(f"parameter {printable(exc, 200)}") from None
+    return value
+
+
+def _camera_settings(camera: str, values: dict[str, Any], per_camera: dict[str, Any]) -> CameraSettings:
+    chosen = {}
+    for setting in PER_CAMERA:
+        name = camera_parameter(camera, setting)
+        own = per_camera.get(name) if camera else None
+        chosen[setting] = values[setting] if own is None else _checked(SPECS[setting], name, own)
+    return CameraSettings(**chosen)
 
 
 def check_cameras(cameras: tuple[str, ...]) -> None:

@@ -52,7 +52,14 @@ from ppad_ros.frame_flow import (
 from ppad_ros.image_conversion import ImageError, compressed_to_bgr, fill_image, image_to_bgr
 from ppad_ros.messages import combined_message, detections_message, label_info_message, mask_message
 from ppad_ros.msg import PerceptionResult
-from ppad_ros.parameters import PARAMETERS, SPECS, NodeParameters
+from ppad_ros.parameters import (
+    PARAMETERS,
+    PER_CAMERA,
+    SPECS,
+    NodeParameters,
+    camera_parameter,
+    split_camera_parameter,
+)
 from ppad_ros.resources import find_resource
 from ppad_ros.wire_text import REASON_LIMIT, printable
 
@@ -84,6 +91,8 @@ class PerceptionNode(Node):
         super().__init__("perception", **kwargs)
         for spec in PARAMETERS:
             self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        self._camera_parameters: list[str] = []  # declared `<camera>.<setting>` names
+        self._declare_camera_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.params: NodeParameters | None = None
         self.predictor: Predictor | None = None
@@ -104,6 +113,7 @@ class PerceptionNode(Node):
     # ----- lifecycle -------------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
+            self._declare_camera_parameters()
             self.params = params = self._validated(self._parameter_values())
             self.predictor = self._load_predictor(params)
             self._warm_up(params.warmup_iterations)
@@ -122,13 +132,13 @@ class PerceptionNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        compressed = self.params.input_transport == "compressed"
-        topic, message_type = ("image/compressed", CompressedImage) if compressed else ("image", Image)
         self.frames = LatestFramePerCamera(self.cameras)
         self._worker = threading.Thread(target=self._inference_loop, name="ppad-inference", daemon=True)
         self._worker.start()
         for camera in self.cameras:
             self.camera_stats[camera].transport = TransportLosses()  # frames sent while inactive are not losses
+            compressed = self.params.camera(camera).input_transport == "compressed"
+            topic, message_type = ("image/compressed", CompressedImage) if compressed else ("image", Image)
             self._camera_subscriptions[camera] = self.create_subscription(
                 message_type,
                 camera_topic(camera, topic),
@@ -165,7 +175,23 @@ class PerceptionNode(Node):
 
     # ----- parameters ------------------------------------------------------------------------------------
     def _parameter_values(self) -> dict:
-        return {spec.name: self.get_parameter(spec.name).value for spec in PARAMETERS}
+        names = [spec.name for spec in PARAMETERS] + self._camera_parameters
+        return {name: self.get_parameter(name).value for name in names}
+
+    def _declare_camera_parameters(self) -> None:
+        """`<camera>.<setting>` for every camera named now, unset unless a params file or `-p` gives a value (a
+        camera added at runtime gets its own at the next configure)."""
+        try:
+            cameras = SPECS["cameras"].coerce(self.get_parameter("cameras").value)
+        except ValueError:
+            return  # configure refuses the value and says so
+        for camera in cameras:
+            for setting in PER_CAMERA:
+                name = camera_parameter(camera, setting)
+                if split_camera_parameter(name) and not self.has_parameter(name):
+                    help_text = f"{camera}'s own {setting}; unset: the node-wide value{SPECS[setting].allowed()}"
+                    self.declare_parameter(name, None, ParameterDescriptor(description=help_text, dynamic_typing=True))
+                    self._camera_parameters.append(name)
 
     @staticmethod
     def _validated(values: dict) -> NodeParameters:
@@ -181,7 +207,7 @@ class PerceptionNode(Node):
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Refuses a change the next configure would fail on, with the same checks and messages as start-up.
         Accepted values take effect at the next configure (lifecycle cleanup, then configure)."""
-        changed = {p.name: p.value for p in parameters if p.name in SPECS}
+        changed = {p.name: p.value for p in parameters if p.name in SPECS or split_camera_parameter(p.name)}
         if not changed:
             return SetParametersResult(successful=True)
         try:
@@ -287,16 +313,16 @@ class PerceptionNode(Node):
 
     def _decoded(self, camera: str, msg, received: float) -> _Frame | None:
         """The camera's frame as BGR, or None (counted) when it is stale or bad."""
-        params, stats = self.params, self.camera_stats[camera]
-        if params.max_input_age_ms > 0:
+        settings, stats = self.params.camera(camera), self.camera_stats[camera]
+        if settings.max_input_age_ms > 0:
             age_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
-            if age_ms > params.max_input_age_ms:
+            if age_ms > settings.max_input_age_ms:
                 stats.on_stale()
                 return None
         start = time.perf_counter()
         try:
             decode = compressed_to_bgr if isinstance(msg, CompressedImage) else image_to_bgr
-            image = decode(msg, params.max_image_pixels)
+            image = decode(msg, settings.max_image_pixels)
         except Exception as exc:  # ImageError names the problem; anything else must not stop the node either
             reason = printable(exc, REASON_LIMIT)
             stats.on_rejected(reason)

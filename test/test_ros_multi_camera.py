@@ -88,19 +88,24 @@ def test_three_cameras_at_three_resolutions_match_ppad_predict(tmp_path):
         _stop(node, probes)
 
 
-def test_compressed_input_per_camera(tmp_path):
+def test_each_camera_its_own_input_transport(tmp_path):
+    """front and right set `<camera>.input_transport: compressed`; left keeps the node-wide raw input."""
     ns = "/ppad_test/multi_compressed"
-    node, probes = _start(ns, tmp_path / "node.log", input_transport="compressed")
+    own = {"front.input_transport": "compressed", "right.input_transport": "compressed"}
+    node, probes = _start(ns, tmp_path / "node.log", **own)
     try:
         for i, camera in enumerate(CAMERAS):
             width, height = SIZES[camera]
-            jpeg = cv2.imencode(".jpg", cv2.resize(render_scene(seed=28, split="val", index=i).image, SIZES[camera]))
-            msg = CompressedImage(format="jpeg", data=jpeg[1].tobytes())
+            image = cv2.resize(render_scene(seed=28, split="val", index=i).image, SIZES[camera])
+            if camera == "left":
+                msg = fill_image(Image(), image, "bgr8")
+            else:
+                msg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", image)[1].tobytes())
             msg.header.stamp.sec, msg.header.frame_id = 50 + i, f"{camera}_camera"
             probes[camera].publish_message(msg)
             mask = _output(probes[camera], (50 + i) * 1_000_000_000, "lane_lines/mask")
             assert (mask.header.frame_id, mask.height, mask.width) == (f"{camera}_camera", height, width)
-        assert f"on {ns}/front/image/compressed, {ns}/left/image/compressed" in node.output()
+        assert f"on {ns}/front/image/compressed, {ns}/left/image, {ns}/right/image/compressed" in node.output()
     finally:
         _stop(node, probes)
 

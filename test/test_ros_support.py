@@ -28,13 +28,14 @@ from ppad_ros.image_header import HeaderError, encoded_size
 from ppad_ros.launch_support import (
     camera_names,
     camera_remappings,
+    camera_settings,
     config_dir,
     fastdds_environment,
     node_parameters,
     profile_params_file,
     remappings,
 )
-from ppad_ros.parameters import PARAMETERS, NodeParameters, markdown_table
+from ppad_ros.parameters import PARAMETERS, CameraSettings, NodeParameters, markdown_table
 from ppad_ros.wire_text import printable
 
 from conftest import REPO
@@ -361,6 +362,7 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
             "backend": "onnxruntime",
             "use_sim_time": "true",
             "fastdds_profile": "",
+            "camera_params": "",
         }
 
         def __init__(self, name):
@@ -388,7 +390,7 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
     assert declared["model"]["choices"] == ["teacher", "student"] and declared["model"]["default_value"] == "student"
     assert set(declared) == {
         *("model", "params_file", "image_topic", "cameras", "camera_topic", "namespace", "device", "backend"),
-        *("use_sim_time", "fastdds_profile"),
+        *("use_sim_time", "fastdds_profile", "camera_params"),
     }
     monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
     items[-1].kwargs["function"](None)
@@ -422,6 +424,34 @@ def test_launch_cameras_argument_names_the_cameras_and_their_topics():
         camera_remappings(("front",), "/camera/image_raw")
     params = node_parameters("student", cameras=("front", "rear"))
     assert params[-1] == {"use_sim_time": False, "cameras": ["front", "rear"]}
+
+
+def test_each_camera_sets_its_own_input_settings_or_keeps_the_node_wide_ones(tmp_path):
+    values = {spec.name: spec.default for spec in PARAMETERS} | {"checkpoint": "models/x", "cameras": ["front", "rear"]}
+    own = {"front.input_transport": "compressed", "rear.max_input_age_ms": 50, "front.max_input_age_ms": None}
+    params = NodeParameters.from_values(values | {"max_image_pixels": 1000} | own)
+    assert params.camera("front") == CameraSettings("compressed", 0.0, 1000)
+    assert params.camera("rear") == CameraSettings("raw", 50.0, 1000)
+    with pytest.raises(ValueError, match="parameter front.input_transport='h264' is not one of raw, compressed"):
+        NodeParameters.from_values(values | {"front.input_transport": "h264"})
+    with pytest.raises(ValueError, match=r"parameter rear.max_image_pixels=0 is below its minimum 1"):
+        NodeParameters.from_values(values | {"rear.max_image_pixels": 0})
+    single = NodeParameters.from_values(values | {"cameras": []})
+    assert single.camera("") == CameraSettings("raw", 0.0, values["max_image_pixels"])
+
+    (tmp_path / "front.yaml").write_text("input_transport: compressed\nmax_input_age_ms: 80.0\n")
+    (tmp_path / "rear.yaml").write_text("")
+    pattern = str(tmp_path / "{camera}.yaml")
+    expected = {"front.input_transport": "compressed", "front.max_input_age_ms": 80.0}
+    assert camera_settings(("front", "rear"), pattern) == expected
+    assert node_parameters("student", cameras=("front", "rear"), camera_params=pattern)[1] == expected
+    (tmp_path / "rear.yaml").write_text("score_threshold: 0.5\n")
+    with pytest.raises(ValueError, match="rear.yaml: score_threshold not a camera setting"):
+        camera_settings(("front", "rear"), pattern)
+    with pytest.raises(FileNotFoundError, match="camera_params file of side"):
+        camera_settings(("side",), pattern)
+    with pytest.raises(ValueError, match="must hold {camera}"):
+        camera_settings(("front",), str(tmp_path / "front.yaml"))
 
 
 def test_fastdds_profile_kept_from_the_environment_given_or_turned_off(tmp_path):
