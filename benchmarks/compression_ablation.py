@@ -50,6 +50,12 @@ def main() -> int:
     parser.add_argument(
         "--calib-batches", type=int, default=budget.calibration_batches, help="calibration batches per step"
     )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16", "auto"),
+        default="",
+        help="fine-tuning precision instead of the recipe's (fp32 on CPUs without AVX512-BF16, where bf16 is emulated)",
+    )
     parser.add_argument("--arms", nargs="+", choices=[arm.slug for arm in ARMS], help="a subset of the arms")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
@@ -62,6 +68,7 @@ def main() -> int:
         epochs=args.epochs,
         prune=prune_config(args, importance=ImportanceConfig()),  # the budget; each arm sets its importance
         progress=not args.no_progress,
+        precision=args.precision,
     )
     arms = tuple(arm for arm in ARMS if not args.arms or arm.slug in args.arms)
     result = run_ablation(settings, arms)

@@ -53,6 +53,9 @@ class AblationSettings:
     val_split: str = "val2017"
     eval_root: str | None = None  # dataset the rows are scored on (default data_root's val_split)
     progress: bool = True
+    precision: str = (
+        ""  # the recipe's fine-tuning precision unless set (bf16 is emulated, and slow, without AVX512-BF16)
+    )
 
 
 def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARMS) -> dict:
@@ -83,7 +86,8 @@ def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARM
                 settings.teacher if arm.distill else None,
                 settings.train_config,
                 out / arm.slug / "finetune",
-                {"epochs": settings.epochs, "data.root": settings.data_root, "val_every": 0},
+                {"epochs": settings.epochs, "data.root": settings.data_root, "val_every": 0}
+                | ({"precision": settings.precision} if settings.precision else {}),
                 settings.progress,
             )
             row["finetuned"] = score_checkpoint(best)
