@@ -31,6 +31,7 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from ppad_core.data.synth import render_scene
+from ppad_core.runtime.benchmark import process_memory_kb
 from ppad_ros.image_conversion import fill_image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,11 +122,7 @@ def start_node(ns: str, cameras: list[str], profile: str, log: Path) -> subproce
 
 def resident_mb(processes: list[subprocess.Popen]) -> float:
     """Sum of the processes' VmRSS."""
-    total_kb = 0
-    for process in processes:
-        status = Path(f"/proc/{process.pid}/status").read_text()
-        total_kb += int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
-    return total_kb / 1024
+    return sum(process_memory_kb(process.pid).get("VmRSS", 0) for process in processes) / 1024
 
 
 def layouts(n: int) -> dict[str, tuple[str, list[str], dict[str, tuple[str, str]]]]:

@@ -28,7 +28,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from transport_sweep import node_command, percentile, ros_env, stop  # noqa: E402  (benchmarks/ is this script's sys.path[0])
+from transport_sweep import node_command, percentile, ros_env, stop
+
+from ppad_core.runtime.benchmark import process_memory_kb  # noqa: E402  (benchmarks/ is this script's sys.path[0])
 
 REPO = Path(__file__).resolve().parent.parent
 TOPICS = ("detections", "drivable_area/mask", "lane_lines/mask", "perception")
@@ -36,15 +38,7 @@ NS = "/soak"
 
 
 def proc_memory(pid: int) -> dict[str, int]:
-    out = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
-                out[key] = int(value.split()[0])  # kB
-    except OSError:
-        pass
-    return out
+    return process_memory_kb(pid, ("VmRSS", "RssAnon", "RssFile", "RssShmem"))
 
 
 def environment(args) -> dict[str, str]:

@@ -215,12 +215,10 @@ def _ss_rcvbuf() -> dict[int, int]:
 
 
 def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    data = sorted(values)
-    k = (len(data) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (k - lo)
+    """numpy's (linear) percentile; NaN for no values."""
+    import numpy as np
+
+    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def run_probe(args, qos: str, config: str, profile: str | None, side: str = "both") -> list[dict]:

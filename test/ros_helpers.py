@@ -26,6 +26,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray, LabelInfo  # noqa: E402
 
+from ppad_core.runtime.benchmark import process_memory_kb  # noqa: E402
 from ppad_ros.image_conversion import fill_image  # noqa: E402
 from ppad_ros.msg import PerceptionResult  # noqa: E402
 
@@ -70,8 +71,7 @@ class NodeProcess:
 
     def resident_mb(self) -> float:
         """The node process's resident memory (VmRSS)."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+        return process_memory_kb(self.process.pid)["VmRSS"] / 1024
 
     def stop(self) -> int:
         if self.process.poll() is None:

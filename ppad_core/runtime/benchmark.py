@@ -111,13 +111,19 @@ def reset_peak_memory(device: str) -> None:
 def peak_memory_mb(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
+    peak = process_memory_kb("self", ("VmHWM",))
+    return peak["VmHWM"] / 1024 if peak else float("nan")
+
+
+def process_memory_kb(pid: int | str = "self", keys: tuple[str, ...] = ("VmRSS",)) -> dict[str, int]:
+    """Memory lines of a Linux process's /proc/PID/status (VmRSS, VmHWM, RssShmem, ...) in kB; empty when the
+    process is gone or the system has no /proc."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
-        pass
-    return float("nan")
+        return {}
+    fields = (line.partition(":") for line in lines)
+    return {key: int(value.split()[0]) for key, _, value in fields if key in keys}
 
 
 def build_predictor(
