@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from ppad_ros.frame_flow import camera_topic
 from ppad_ros.parameters import PER_CAMERA, camera_parameter, check_cameras
 from ppad_ros.resources import config_dir, find_resource
 
@@ -59,9 +60,13 @@ def node_parameters(
     return parameters
 
 
-def remappings(image_topic: str) -> list[tuple[str, str]]:
-    """The node's relative `image` input (and its compressed variant) onto the camera's topic."""
-    return [("image", image_topic), ("image/compressed", f"{image_topic}/compressed")]
+def remappings(image_topic: str, camera: str = "") -> list[tuple[str, str]]:
+    """The node's relative `image` input of `camera` ("": the single camera) and its compressed variant onto the
+    camera's topic."""
+    return [
+        (camera_topic(camera, "image"), image_topic),
+        (camera_topic(camera, "image/compressed"), f"{image_topic}/compressed"),
+    ]
 
 
 def fastdds_environment(fastdds_profile: str = "", environ: dict | None = None) -> dict:
@@ -109,12 +114,8 @@ def camera_settings(cameras: tuple[str, ...], pattern: str) -> dict:
     return parameters
 
 
-def camera_remappings(cameras: tuple[str, ...], camera_topic: str) -> list[tuple[str, str]]:
-    """Each camera's relative `<camera>/image` (and compressed variant) onto `camera_topic` with its name filled in."""
-    if CAMERA_PLACEHOLDER not in camera_topic:
-        raise ValueError(f"camera_topic:={camera_topic!r} must hold {CAMERA_PLACEHOLDER}, e.g. /{{camera}}/image_raw")
-    pairs = []
-    for camera in cameras:
-        topic = camera_topic.replace(CAMERA_PLACEHOLDER, camera)
-        pairs += [(f"{camera}/image", topic), (f"{camera}/image/compressed", f"{topic}/compressed")]
-    return pairs
+def camera_remappings(cameras: tuple[str, ...], topic: str) -> list[tuple[str, str]]:
+    """Each camera's relative `<camera>/image` (and compressed variant) onto `topic` with its name filled in."""
+    if CAMERA_PLACEHOLDER not in topic:
+        raise ValueError(f"camera_topic:={topic!r} must hold {CAMERA_PLACEHOLDER}, e.g. /{{camera}}/image_raw")
+    return [pair for camera in cameras for pair in remappings(topic.replace(CAMERA_PLACEHOLDER, camera), camera)]
