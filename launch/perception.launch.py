@@ -6,6 +6,10 @@ profile, for one camera or, with `cameras`, one batched node for all of them, an
 config/fastdds_localhost.xml as its Fast DDS profile unless FASTDDS_DEFAULT_PROFILES_FILE is set or
 fastdds_profile:= says otherwise (README, "Transport"; the camera drivers need the same profile). The
 profile -> parameters logic lives in ppad_ros.launch_support, where it is tested.
+
+Road geometry (`road/*`): params_file:=<share>/ppad_ros/config/road_geometry.yaml (or a copy with your
+camera pose; with cameras, each camera's pose in its camera_params file). The node finds each camera's
+camera_info beside its image topic (/camera/image_raw -> /camera/camera_info), so no extra remapping.
 """
 
 from launch import LaunchDescription

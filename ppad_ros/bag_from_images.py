@@ -1,7 +1,9 @@
 """`bag_from_images`: an image folder in the RMT-PPAD layout -> a rosbag2 camera bag (MCAP or sqlite3).
 
 The bag records each frame's image name and the dataset it came from, so `bag_eval` scores every
-frame against its labels without further arguments.
+frame against its labels without further arguments. Where the dataset has road-geometry ground truth
+(`ppad synth` writes it: ppad_core/data/scene_geometry.py), each image gets a sensor_msgs/CameraInfo with its
+stamp on the camera_info topic beside it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ppad_core.data.layout import DatasetLayout
+from ppad_core.data.scene_geometry import read_ground_truth
 from ppad_ros.bag_io import STORAGES, BagError, write_image_bag
 
 console = Console(stderr=True, soft_wrap=True)
@@ -37,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--compressed", action="store_true", help="sensor_msgs/CompressedImage holding the files' own bytes"
     )
     parser.add_argument("--limit", type=int, default=0, help="at most this many frames (0: all)")
+    parser.add_argument(
+        "--no-camera-info", action="store_true", help="no camera_info topic even where the dataset has calibration"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON to stdout")
     return parser
 
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         images = [sample.image for sample in layout.samples()]
         if args.limit:
             images = images[: args.limit]
+        calibrations = None if args.no_camera_info else [_calibration(args.root, layout.split, p.stem) for p in images]
         out = Path(args.out)
         # the labels' location relative to the bag, so a bag and its dataset can move together
         root = os.path.relpath(Path(args.root).resolve(), out.resolve().parent)
@@ -60,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             args.storage,
             args.compressed,
             source={"root": root, "split": layout.split},
+            calibrations=calibrations,
         )
     except (BagError, FileNotFoundError, ValueError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
@@ -69,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         console.print(f"wrote {summary['frames']} frames to {out} ({summary['type']} on {summary['topic']})")
     return 0
+
+
+def _calibration(root: str, split: str, name: str) -> tuple | None:
+    """(K, width, height) from the sample's geometry ground truth, or None without one."""
+    truth = read_ground_truth(root, split, name)
+    return None if truth is None else (truth.intrinsic, truth.width, truth.height)
 
 
 if __name__ == "__main__":

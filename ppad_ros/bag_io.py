@@ -19,6 +19,7 @@ from rosbags.typesys import Stores, get_typestore
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 START_NS = 1_700_000_000_000_000_000  # stamps of written bags start here (a fixed, recognisable epoch)
 FRAMES_KEY, SOURCE_KEY = "ppad.frames", "ppad.source"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -70,6 +71,34 @@ def image_message(path: Path, stamp_ns: int, frame_id: str, compressed: bool) ->
     )
 
 
+def camera_info_topic(image_topic: str) -> str:
+    """camera_info in the image topic's namespace, as image_transport pairs them: /cam/image_raw, /cam/camera_info."""
+    namespace = image_topic.rsplit("/", 1)[0]
+    return f"{namespace}/camera_info"
+
+
+def camera_info_message(intrinsic: np.ndarray, width: int, height: int, stamp_ns: int, frame_id: str) -> object:
+    """An undistorted pinhole CameraInfo (plumb_bob, zero D, identity R, P = [K | 0])."""
+    k = np.asarray(intrinsic, np.float64).reshape(3, 3)
+    projection = np.concatenate([k, np.zeros((3, 1))], axis=1)
+    roi = TYPESTORE.types["sensor_msgs/msg/RegionOfInterest"](
+        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+    )
+    return TYPESTORE.types[CAMERA_INFO](
+        header=_header(stamp_ns, frame_id),
+        height=height,
+        width=width,
+        distortion_model="plumb_bob",
+        d=np.zeros(5),
+        k=k.ravel(),
+        r=np.eye(3).ravel(),
+        p=projection.ravel(),
+        binning_x=0,
+        binning_y=0,
+        roi=roi,
+    )
+
+
 def write_image_bag(
     images: list[Path],
     out: str | Path,
@@ -79,8 +108,10 @@ def write_image_bag(
     storage: str = "mcap",
     compressed: bool = False,
     source: dict | None = None,
+    calibrations: list[tuple[np.ndarray, int, int] | None] | None = None,
 ) -> dict:
-    """One message per image at `rate_hz`; returns a summary."""
+    """One message per image at `rate_hz`; returns a summary. With `calibrations` (per image: K, width,
+    height, or None) a CameraInfo with the image's stamp goes on `camera_info_topic(topic)` beside each image."""
     if storage not in STORAGES:
         raise ValueError(f"storage {storage!r} is not one of {', '.join(STORAGES)}")
     if rate_hz <= 0:
@@ -90,11 +121,21 @@ def write_image_bag(
     msgtype = COMPRESSED if compressed else IMAGE
     period_ns = round(1e9 / rate_hz)
     frames = {}
+    calibrations = calibrations or [None] * len(images)
+    info_count = sum(c is not None for c in calibrations)
     try:
         with Writer(out, version=9, storage_plugin=STORAGES[storage]) as writer:
             connection = writer.add_connection(topic, msgtype, typestore=TYPESTORE)
-            for index, path in enumerate(images):
+            info = (
+                writer.add_connection(camera_info_topic(topic), CAMERA_INFO, typestore=TYPESTORE)
+                if info_count
+                else None
+            )
+            for index, (path, calibration) in enumerate(zip(images, calibrations)):
                 stamp = START_NS + index * period_ns
+                if calibration is not None:  # before its image: a node that needs it has it in time
+                    message = camera_info_message(*calibration, stamp, frame_id)
+                    writer.write(info, stamp, TYPESTORE.serialize_cdr(message, CAMERA_INFO))
                 message = image_message(path, stamp, frame_id, compressed)
                 writer.write(connection, stamp, TYPESTORE.serialize_cdr(message, msgtype))
                 frames[str(stamp)] = path.stem
@@ -107,6 +148,8 @@ def write_image_bag(
         "topic": topic,
         "type": msgtype,
         "frames": len(images),
+        "camera_info": camera_info_topic(topic) if info_count else None,
+        "camera_info_messages": info_count,
         "rate_hz": rate_hz,
         "storage": storage,
         "duration_s": (len(images) - 1) / rate_hz,

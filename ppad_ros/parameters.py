@@ -4,10 +4,13 @@ validate them and document them (README's table is checked against it by the tes
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ppad_core.geometry.camera import CameraPose
+from ppad_core.geometry.road import GeometrySettings
 from ppad_core.runtime.options import DEFAULT_OPTIONS, KNOBS, OptionError, RuntimeOptions, check_value
 from ppad_ros.image_conversion import DEFAULT_MAX_PIXELS
 from ppad_ros.wire_text import printable
@@ -72,6 +75,50 @@ def _side_help(side: str) -> str:
     return f"network input {side.removeprefix('input_')} (multiple of 32); 0: the checkpoint's"
 
 
+DEFAULT_POSE = CameraPose()
+DEFAULT_GEOMETRY = GeometrySettings()
+POSE_PARAMETERS = {f"camera_{axis}": axis for axis in ("x", "y", "z", "roll", "pitch", "yaw")}
+GEOMETRY_PREFIX = "geometry."
+
+
+def pose_parameters() -> tuple[ParameterSpec, ...]:
+    """The camera's pose in `base_frame` (ppad_core.geometry.CameraPose: the camera body frame, REP-103 axes)."""
+    where = "of the camera in base_frame, metres"
+    turn = "of the camera body (x along the optical axis, y left, z up) in base_frame, radians"
+    return (
+        ParameterSpec("camera_x", DEFAULT_POSE.x, f"x (forward) {where}"),
+        ParameterSpec("camera_y", DEFAULT_POSE.y, f"y (left) {where}"),
+        ParameterSpec("camera_z", DEFAULT_POSE.z, f"z (up) {where}: its height above the flat ground", minimum=0.01),
+        ParameterSpec("camera_roll", DEFAULT_POSE.roll, f"roll {turn}", minimum=-math.pi, maximum=math.pi),
+        ParameterSpec(
+            "camera_pitch",
+            DEFAULT_POSE.pitch,
+            f"pitch {turn}; > 0 looks down",
+            minimum=-math.pi / 2,
+            maximum=math.pi / 2,
+        ),
+        ParameterSpec("camera_yaw", DEFAULT_POSE.yaw, f"yaw {turn}; > 0 looks left", minimum=-math.pi, maximum=math.pi),
+    )
+
+
+def geometry_parameters() -> tuple[ParameterSpec, ...]:
+    """The ppad_core.geometry.GeometrySettings a user tunes, as `geometry.<setting>` (defaults: the core's)."""
+    settings = (
+        ("max_range_m", "ground points farther than this from base_frame's origin are dropped, metres", 1.0, None),
+        ("grid_resolution_m", "`road/drivable_grid` cell size, metres", 0.01, None),
+        ("grid_x_min_m", "`road/drivable_grid` near edge (x in base_frame), metres", None, None),
+        ("grid_x_max_m", "`road/drivable_grid` far edge (x in base_frame), metres", None, None),
+        ("grid_y_half_width_m", "`road/drivable_grid` extends this far to each side of base_frame's x axis", 0.1, None),
+        ("lane_width_m", "lane width assumed when only one side of the ego lane is seen, metres", 0.5, None),
+        ("min_confidence", "lane lines whose mean lane probability is below this are dropped", 0.0, 1.0),
+        ("path_step_m", "spacing of the published lane, path and boundary points, metres", 0.05, None),
+    )
+    return tuple(
+        ParameterSpec(GEOMETRY_PREFIX + name, float(getattr(DEFAULT_GEOMETRY, name)), text, minimum=low, maximum=high)
+        for name, text, low, high in settings
+    )
+
+
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "checkpoint",
@@ -113,6 +160,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("max_batch", 8, "most cameras in one forward pass; the cameras waiting longest go first", minimum=1),
     ParameterSpec("publish_overlay", True, "render `debug/overlay` (only while it has subscribers)"),
     ParameterSpec("publish_combined", True, "publish the combined `perception` message"),
+    ParameterSpec(
+        "road_geometry",
+        False,
+        "publish lane lines, ego path, drivable grid, obstacle ground points and markers on `road/*`, from the "
+        "camera's `camera_info` and pose; off: no camera_info subscription and no geometry work",
+    ),
+    ParameterSpec("base_frame", "base_link", "frame_id of the `road/*` outputs: the vehicle frame of the camera pose"),
+    *pose_parameters(),
+    *geometry_parameters(),
     ParameterSpec("warmup_iterations", 2, "inferences on a blank frame before the node reports ready", minimum=0),
     ParameterSpec("diagnostics_period_s", 1.0, "period of the /diagnostics status", minimum=0.1),
     ParameterSpec("autostart", True, "configure and activate at start-up; false: wait for a lifecycle manager"),
@@ -120,17 +176,29 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 
 
 SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+GEOMETRY_NAMES = frozenset(spec.name for spec in geometry_parameters())
 # what a camera may set for itself as `<camera>.<name>` (unset: the node-wide value)
-PER_CAMERA = ("input_transport", "max_input_age_ms", "max_image_pixels")
+PER_CAMERA = ("input_transport", "max_input_age_ms", "max_image_pixels", "road_geometry", *POSE_PARAMETERS)
 
 
 @dataclass(frozen=True)
 class CameraSettings:
-    """One camera's input settings: its own `<camera>.<name>` values, else the node-wide ones."""
+    """One camera's settings: its own `<camera>.<name>` values, else the node-wide ones."""
 
     input_transport: str
     max_input_age_ms: float
     max_image_pixels: int
+    road_geometry: bool = SPECS["road_geometry"].default
+    camera_x: float = DEFAULT_POSE.x
+    camera_y: float = DEFAULT_POSE.y
+    camera_z: float = DEFAULT_POSE.z
+    camera_roll: float = DEFAULT_POSE.roll
+    camera_pitch: float = DEFAULT_POSE.pitch
+    camera_yaw: float = DEFAULT_POSE.yaw
+
+    @property
+    def pose(self) -> CameraPose:
+        return CameraPose(**{axis: getattr(self, name) for name, axis in POSE_PARAMETERS.items()})
 
 
 def camera_parameter(camera: str, name: str) -> str:
@@ -161,8 +229,11 @@ class NodeParameters:
     warmup_iterations: int
     diagnostics_period_s: float
     autostart: bool
+    road_geometry: bool
+    base_frame: str
     runtime: RuntimeOptions
     camera_settings: dict[str, CameraSettings]
+    geometry: GeometrySettings = DEFAULT_GEOMETRY
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> NodeParameters:
@@ -173,20 +244,29 @@ class NodeParameters:
         check_cameras(values.get("cameras", ()))
         if not values.get("checkpoint"):
             raise ValueError("parameter checkpoint is empty: set it (config/teacher.yaml, config/student.yaml)")
-        own = {f.name: values[f.name] for f in fields(cls) if f.name not in ("runtime", "camera_settings")}
+        if not values.get("base_frame", "base_link").strip():
+            raise ValueError("parameter base_frame is empty: name the vehicle frame of the camera pose, e.g. base_link")
+        own = {f.name: values[f.name] for f in fields(cls) if f.name not in ("runtime", "camera_settings", "geometry")}
         cameras = values.get("cameras", ())
         settings = {camera: _camera_settings(camera, values, per_camera) for camera in cameras or ("",)}
-        return cls(**own, runtime=runtime_options(values), camera_settings=settings)
+        return cls(**own, runtime=runtime_options(values), camera_settings=settings, geometry=geometry_settings(values))
 
     def camera(self, camera: str) -> CameraSettings:
         """The settings of `camera` ("" for the single unnamed camera)."""
         return self.camera_settings[camera]
+
+    @property
+    def any_road_geometry(self) -> bool:
+        """Whether some camera publishes `road/*` (the node-wide `road_geometry` or a camera's own)."""
+        return any(settings.road_geometry for settings in self.camera_settings.values())
 
 
 def _checked(spec: ParameterSpec, name: str, value: Any) -> Any:
     """`value` of parameter `name` (a table entry or a camera's own copy of one), coerced and checked."""
     spec = dataclasses.replace(spec, name=name)
     value = spec.coerce(value)
+    if type(value) is float and not math.isfinite(value):
+        raise ValueError(f"parameter {name}={value!r} is not a finite number{spec.allowed()}")
     try:
         check_value(name, value, spec.choices, spec.minimum, spec.maximum)
     except OptionError as exc:
@@ -201,6 +281,16 @@ def _camera_settings(camera: str, values: dict[str, Any], per_camera: dict[str, 
         own = per_camera.get(name) if camera else None
         chosen[setting] = values[setting] if own is None else _checked(SPECS[setting], name, own)
     return CameraSettings(**chosen)
+
+
+def geometry_settings(values: dict[str, Any]) -> GeometrySettings:
+    """The GeometrySettings of the `geometry.<setting>` parameter values (the others the core's defaults); a
+    ValueError names the parameter."""
+    chosen = {name.removeprefix(GEOMETRY_PREFIX): value for name, value in values.items() if name in GEOMETRY_NAMES}
+    try:
+        return GeometrySettings(**chosen).validate()
+    except ValueError as exc:
+        raise ValueError(f"parameter {str(exc).replace('geometry setting ', GEOMETRY_PREFIX)}") from None
 
 
 def check_cameras(cameras: tuple[str, ...]) -> None:

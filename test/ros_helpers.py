@@ -56,11 +56,15 @@ def ros_environment() -> dict[str, str]:
 class NodeProcess:
     """`python -m ppad_ros.perception_node` with a params file and overrides, in namespace `ns`."""
 
-    def __init__(self, ns: str, params_file: Path, overrides: dict[str, object], log: Path) -> None:
+    def __init__(
+        self, ns: str, params_file: Path, overrides: dict[str, object], log: Path, remaps: dict[str, str] | None = None
+    ) -> None:
         args = [sys.executable, "-m", "ppad_ros.perception_node", "--ros-args", "--params-file", str(params_file)]
         for key, value in overrides.items():
             args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
         args += ["-r", f"__ns:={ns}"]
+        for source, target in (remaps or {}).items():  # `-r source:=target`, e.g. image:=/camera/image_raw
+            args += ["-r", f"{source}:={target}"]
         self.log = log
         self.process = subprocess.Popen(
             args, cwd=REPO, env=ros_environment(), stdout=open(log, "w"), stderr=subprocess.STDOUT
@@ -117,6 +121,12 @@ class Probe:
                 self.arrival[topic].append(time.monotonic())
 
         return record
+
+    def record(self, topics: dict[str, type], depth: int = 50) -> None:
+        """Also record `topics` (relative to `ns`, or absolute) -> message type, e.g. the road/* outputs."""
+        for topic, message_type in topics.items():
+            name = topic if topic.startswith("/") else f"{self.ns}/{topic}"
+            self.node.create_subscription(message_type, name, self._recorder(topic), depth)
 
     def messages(self, topic: str) -> list:
         with self.lock:

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ppad_core.data.scene_geometry import read_ground_truth
 from ppad_core.data.synth import generate_dataset
 
 from conftest import REPO, run_ppad
@@ -87,7 +88,14 @@ def test_written_bag_reads_back_identically_with_the_independent_mcap_reader(val
                 handle, decoder_factories=[DecoderFactory()]
             ).iter_decoded_messages()
         ]
-    assert len(decoded) == len(files) == 10
+    infos = [entry for entry in decoded if entry[0] == "/camera/camera_info"]
+    decoded = [entry for entry in decoded if entry[0] != "/camera/camera_info"]
+    assert len(decoded) == len(files) == len(infos) == 10
+    for (_, info_time, info), (_, log_time, _), path in zip(infos, decoded, files):
+        truth = read_ground_truth(val_folder, "val", path.stem)  # the scene's own camera, written by ppad synth
+        assert info_time == log_time and info.header.frame_id == "camera" and info.distortion_model == "plumb_bob"
+        assert np.allclose(np.reshape(info.k, (3, 3)), truth.intrinsic) and (info.width, info.height) == (640, 360)
+        assert np.allclose(np.reshape(info.p, (3, 4))[:, :3], truth.intrinsic) and not any(info.d)
     for i, ((topic, log_time, msg), path) in enumerate(zip(decoded, files)):
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         assert topic == "/camera/image_raw" and msg.format == "jpeg" and msg.header.frame_id == "camera"
@@ -95,11 +103,22 @@ def test_written_bag_reads_back_identically_with_the_independent_mcap_reader(val
         assert bytes(msg.data) == path.read_bytes()
     # raw frames: the decoded pixels, row by row
     raw_bag = tmp_path / "raw"
-    run_tool("bag_from_images", str(val_folder), "--out", str(raw_bag), "--limit", "2", "--frame-id", "front")
+    run_tool(
+        "bag_from_images",
+        str(val_folder),
+        "--out",
+        str(raw_bag),
+        "--limit",
+        "2",
+        "--frame-id",
+        "front",
+        "--no-camera-info",
+    )
     with open(next(raw_bag.glob("*.mcap")), "rb") as handle:
         messages = [
             ros for *_, ros in make_reader(handle, decoder_factories=[DecoderFactory()]).iter_decoded_messages()
         ]
+    assert len(messages) == 2  # images only
     image = cv2.imread(str(files[1]))
     assert (messages[1].encoding, messages[1].height, messages[1].width, messages[1].step) == ("bgr8", 360, 640, 1920)
     assert bytes(messages[1].data) == image.tobytes() and messages[1].header.frame_id == "front"

@@ -88,3 +88,21 @@ def test_pruning_options_default_to_the_config_dataclasses():
     config = prune_config(args)
     assert config == PruneConfig()
     assert config.importance == ImportanceConfig()
+
+
+def test_eval_geometry_on_ground_truth_masks_scores_terrains_apart_and_draws_bev_plots(tmp_path):
+    data = tmp_path / "scenes"
+    generate_dataset(data, {"train": 0, "val": 6}, seed=7, workers=1, progress=False)
+    out = tmp_path / "geometry.json"
+    result = run_ppad(
+        *("eval", "--data", str(data), "--split", "val", "--geometry", "--ground-truth-masks"),
+        *("--json-out", str(out), "--plots", str(tmp_path / "bev"), "--plot-frames", "0,2"),
+    )
+    results = json.loads(out.read_text())
+    assert results["flat"]["frames"] + results["hills"]["frames"] == results["all"]["frames"] == 6
+    flat = results["flat"]
+    assert flat["x_error_near_m"] < 0.1 and flat["free_iou"] > 0.97 and flat["range_within_40_rel_error"] < 0.01
+    assert "road geometry: ground-truth masks" in result.stdout and "lane F-score" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "bev").iterdir()) == ["bev_val_7_000000.png", "bev_val_7_000002.png"]
+    missing = run_ppad("eval", "--data", str(data), "--geometry", check=False)
+    assert missing.returncode != 0 and "--ground-truth-masks" in missing.stderr

@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "geometry": {"base"},
     "model": {"base"},
-    "data": {"base", "model"},
+    "data": {"base", "model", "geometry"},
     "runtime": {"base", "model"},
     "evaluate": {"base", "model", "data", "runtime", "geometry"},
     "train": BELOW_TRAIN,

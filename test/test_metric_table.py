@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from ppad_core.evaluate.geometry_metrics import GridMetric, LaneMetric, ObstacleMetric
 from ppad_core.evaluate.metric_table import (
+    GEOMETRY,
     METRICS,
     PAPER,
     REPORT,
@@ -32,9 +34,16 @@ def test_the_table_describes_every_scalar_metric_the_evaluator_returns():
     results = accumulator.compute()
     counts = {"images", "ground_truth_boxes"}
     scalars = {k for k, v in results.items() if isinstance(v, float) and k not in counts}
-    assert scalars == {m.key for m in METRICS}
+    assert scalars == {m.key for m in METRICS if GEOMETRY not in m.tags}
     assert set(keys(SWEEP)) == set(results["sweep"][0]) - {"threshold"}
     assert SELECTION in keys(TRAINING)
+
+
+def test_the_geometry_rows_are_keys_the_geometry_metrics_return():
+    lanes, grid, obstacles = LaneMetric(), GridMetric(), ObstacleMetric()
+    returned = {**lanes.result(), **grid.result(), **obstacles.result()}
+    assert set(keys(GEOMETRY)) <= set(returned)
+    assert not set(keys(GEOMETRY)) & {m.key for m in METRICS if GEOMETRY not in m.tags}
 
 
 def test_views_are_in_table_order_and_the_paper_reports_five_metrics():

@@ -22,15 +22,22 @@ def _register_synth(sub: argparse._SubParsersAction) -> None:
         help="write procedural driving scenes (images, boxes, drivable and lane masks) in the RMT-PPAD layout",
         description="Render perspective roads with curves and hills, 2-4 lanes with dashed/solid white and yellow "
         "markings, vehicles of varied size, colour and occlusion, roadside clutter, lighting, blur and noise. "
-        "Each scene is a pure function of (seed, split, index).",
+        "Each scene is a pure function of (seed, split, index). Beside each sample goes its road-geometry ground "
+        "truth: the camera and 3-D lane lines in the OpenLane v1 layout, vehicle ground positions and a BEV "
+        "drivable grid (geometry/<split>/, described in ppad_core/data/scene_geometry.py).",
     )
-    synth.add_argument("out_dir", help="dataset root to write (images/, labels/, mask/)")
+    synth.add_argument("out_dir", help="dataset root to write (images/, labels/, mask/, geometry/)")
     synth.add_argument("--train", type=int, default=1000, help="training scenes (default 1000)")
     synth.add_argument("--val", type=int, default=200, help="validation scenes (default 200)")
     synth.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
     synth.add_argument("--width", type=int, default=1280, help="image width (default 1280)")
     synth.add_argument("--height", type=int, default=720, help="image height (default 720)")
     synth.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
+    synth.add_argument(
+        "--geometry-only",
+        action="store_true",
+        help="write only the geometry ground truth, for scenes already written with the same arguments",
+    )
     add_json_flag(synth)
     synth.set_defaults(func=cmd_synth)
 
@@ -70,7 +77,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     started = time.time()
     counts = generate_dataset(
-        args.out_dir, {"train": args.train, "val": args.val}, args.seed, args.width, args.height, args.workers
+        args.out_dir,
+        {"train": args.train, "val": args.val},
+        args.seed,
+        args.width,
+        args.height,
+        args.workers,
+        geometry_only=args.geometry_only,
     )
     elapsed = time.time() - started
     summary = {

@@ -79,6 +79,9 @@ class Scene:
     boxes: np.ndarray  # [N, 4] x1, y1, x2, y2 in pixels
     drivable: np.ndarray  # uint8 0/255
     lane: np.ndarray  # uint8 0/255
+    camera: Camera
+    road: Road
+    vehicle_positions: np.ndarray  # [N, 2] road frame (lateral x, distance z) of each box's bottom centre
 
 
 def _colour(rng, base, spread=25):
@@ -97,6 +100,7 @@ class SceneRenderer:
         self.drivable = np.zeros((height, width), np.uint8)
         self.lane = np.zeros((height, width), np.uint8)
         self.boxes: list[list[float]] = []
+        self.vehicle_positions: list[tuple[float, float]] = []
 
     def _make_road(self) -> Road:
         rng = self.rng
@@ -131,7 +135,8 @@ class SceneRenderer:
             draw()
         self._lighting_and_sensor()
         boxes = np.array(self.boxes, np.float32).reshape(-1, 4)
-        return Scene(self.image, boxes, self.drivable, self.lane)
+        positions = np.array(self.vehicle_positions, np.float64).reshape(-1, 2)
+        return Scene(self.image, boxes, self.drivable, self.lane, self.camera, self.road, positions)
 
     def _draw_background(self) -> None:
         rng, cam = self.rng, self.camera
@@ -228,11 +233,16 @@ class SceneRenderer:
             placed.append(box)
             oncoming = lane < road.oncoming_lanes and not parked
             items.append(
-                (z, lambda box=box, z=z, name=name, oncoming=oncoming: self._draw_vehicle(box, z, name, oncoming))
+                (
+                    z,
+                    lambda box=box, x=x, z=z, name=name, oncoming=oncoming: self._draw_vehicle(
+                        box, x, z, name, oncoming
+                    ),
+                )
             )
         return items
 
-    def _draw_vehicle(self, box: np.ndarray, z: float, kind: str, oncoming: bool) -> None:
+    def _draw_vehicle(self, box: np.ndarray, x: float, z: float, kind: str, oncoming: bool) -> None:
         rng = self.rng
         x1, y1, x2, y2 = box
         w, h = x2 - x1, y2 - y1
@@ -271,6 +281,7 @@ class SceneRenderer:
         x2c, y2c = min(x2, self.camera.width - 1.0), min(y2, self.camera.height - 1.0)
         if x2c - x1c >= 4 and y2c - y1c >= 4:
             self.boxes.append([x1c, y1c, x2c, y2c])
+            self.vehicle_positions.append((x, z))
 
     def _clutter(self) -> list:
         rng, road = self.rng, self.road
@@ -353,12 +364,18 @@ def render_scene(seed: int, split: str, index: int, width: int = 1280, height: i
 
 def _write_one(job: tuple) -> None:
     from ppad_core.data.layout import DatasetLayout
+    from ppad_core.data.scene_geometry import scene_ground_truth, write_ground_truth
     from ppad_core.data.writer import write_sample
 
-    root, split, seed, index, width, height = job
+    root, split, seed, index, width, height, geometry_only = job
     scene = render_scene(seed, split, index, width, height)
-    paths = DatasetLayout(root, split).sample(f"{split}_{seed}_{index:06d}")
-    write_sample(paths, scene.image, scene.boxes, np.zeros(len(scene.boxes), np.int64), scene.drivable, scene.lane)
+    name = f"{split}_{seed}_{index:06d}"
+    if not geometry_only:
+        labels = np.zeros(len(scene.boxes), np.int64)
+        write_sample(
+            DatasetLayout(root, split).sample(name), scene.image, scene.boxes, labels, scene.drivable, scene.lane
+        )
+    write_ground_truth(root, split, name, scene_ground_truth(scene))
 
 
 def generate_dataset(
@@ -369,8 +386,11 @@ def generate_dataset(
     height: int = 720,
     workers: int = 2,
     progress: bool = True,
+    geometry_only: bool = False,
 ) -> dict[str, int]:
-    """Write `counts[split]` scenes per split (train/val) in the RMT-PPAD layout; returns the counts."""
+    """Write `counts[split]` scenes per split (train/val) in the RMT-PPAD layout with their road-geometry ground
+    truth (scene_geometry.py); `geometry_only` adds that ground truth to scenes already written. Returns the
+    counts."""
     from multiprocessing import get_context
 
     from rich.progress import Progress
@@ -380,7 +400,7 @@ def generate_dataset(
     jobs = []
     for split, count in counts.items():
         DatasetLayout(root, split).make_dirs()
-        jobs += [(str(root), split, seed, i, width, height) for i in range(count)]
+        jobs += [(str(root), split, seed, i, width, height, geometry_only) for i in range(count)]
     with Progress(transient=True, disable=not progress) as bar:
         task = bar.add_task("rendering scenes", total=len(jobs))
         if workers > 1:

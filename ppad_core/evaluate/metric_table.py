@@ -19,6 +19,7 @@ PAPER = "paper"  # the five figures RMT-PPAD's tables report: compression tables
 REPORT = "report"  # the headline rows of the `ppad eval` report
 TRAINING = "training"  # the trainer's epoch log, results.csv and checkpoint provenance
 SWEEP = "sweep"  # the segmentation metrics evaluated at every threshold of results["sweep"]
+GEOMETRY = "geometry"  # road geometry against its ground truth (`ppad eval --geometry`, geometry_metrics.py)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,35 @@ METRICS: tuple[Metric, ...] = (
     Metric("lane_acc", "LL acc", "lane accuracy (balanced)", _tags(PAPER, REPORT, TRAINING, SWEEP)),
     Metric("lane_recall_acc", "LL recall acc", "lane accuracy (TP/(TP+FN))", _tags(REPORT)),
     Metric("fitness", "fitness", "fitness", _tags(TRAINING), scale=1.0, fmt=".4f"),
+    Metric("lane_f_score", "lane F", "lane F-score (Gen-LaneNet rule)", _tags(GEOMETRY)),
+    Metric("lane_precision", "lane P", "lane precision", _tags(GEOMETRY)),
+    Metric("lane_recall", "lane R", "lane recall", _tags(GEOMETRY)),
+    Metric("x_error_near_m", "x err near", "lane x error 0-40 m (m)", _tags(GEOMETRY), 1.0, False, ".3f"),
+    Metric("x_error_far_m", "x err far", "lane x error 40-100 m (m)", _tags(GEOMETRY), 1.0, False, ".3f"),
+    Metric("label_accuracy", "label acc", "lane position-label accuracy", _tags(GEOMETRY)),
+    Metric("free_iou", "grid IoU", "drivable-grid IoU within 40 m", _tags(GEOMETRY)),
+    Metric(
+        "range_0_20_rel_error", "range 0-20", "obstacle range error 0-20 m (median, %)", _tags(GEOMETRY), 100.0, False
+    ),
+    Metric(
+        "range_20_40_rel_error",
+        "range 20-40",
+        "obstacle range error 20-40 m (median, %)",
+        _tags(GEOMETRY),
+        100.0,
+        False,
+    ),
+    Metric(
+        "range_40_plus_rel_error", "range 40+", "obstacle range error 40+ m (median, %)", _tags(GEOMETRY), 100.0, False
+    ),
+    Metric(
+        "range_within_40_rel_error",
+        "range <40",
+        "obstacle range error within 40 m (median, %)",
+        _tags(GEOMETRY),
+        100.0,
+        False,
+    ),
 )
 SELECTION = "fitness"  # the metric the trainer keeps its best checkpoint by
 

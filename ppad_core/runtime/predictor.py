@@ -30,6 +30,8 @@ class Prediction:
     class_ids: np.ndarray  # [N]
     drivable_mask: np.ndarray  # uint8 0/1 at the original resolution
     lane_mask: np.ndarray
+    # lane logits at network resolution over the image's content (a view of the outputs: no copy); line confidences
+    lane_logits: np.ndarray | None = None
 
 
 @dataclass
@@ -116,7 +118,8 @@ class Predictor:
             drivable, lane = (
                 cv2.resize(mask[y0:y1, x0:x1], (width, height), interpolation=cv2.INTER_NEAREST) for mask in masks[i]
             )
-            results.append(Prediction(boxes, best_scores[i][keep], class_ids[i][keep], drivable, lane))
+            lane_logits = outputs["seg_logits"][i, 1, y0:y1, x0:x1]
+            results.append(Prediction(boxes, best_scores[i][keep], class_ids[i][keep], drivable, lane, lane_logits))
         return results
 
     def run(self, images_bgr: list[np.ndarray]) -> tuple[dict[str, np.ndarray], list[Prediction], StageTimes]:

@@ -1,0 +1,43 @@
+"""One frame's masks and boxes -> RoadGeometry (road.py), with everything that depends only on the camera
+(scan rows, the grid lookup) computed once per calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ppad_core.geometry.camera import CameraModel
+from ppad_core.geometry.grid import GridLookup, drivable_boundaries
+from ppad_core.geometry.lanes import ScanRows, ego_path, extract_lanes
+from ppad_core.geometry.road import GeometrySettings, Obstacle, RoadGeometry
+
+
+class RoadGeometryExtractor:
+    """Lanes (lanes.py), the drivable grid and its edges (grid.py) and obstacle ground points for one camera."""
+
+    def __init__(self, camera: CameraModel, settings: GeometrySettings | None = None) -> None:
+        self.camera = camera
+        self.settings = (settings or GeometrySettings()).validate()
+        self.scan = ScanRows.for_camera(camera, self.settings)
+        self.lookup = GridLookup.for_camera(camera, self.settings)
+
+    def extract(
+        self,
+        lane_mask: np.ndarray,
+        drivable_mask: np.ndarray,
+        boxes: np.ndarray,
+        lane_logits: np.ndarray | None = None,
+    ) -> RoadGeometry:
+        """Masks are uint8 0/1 of the whole image at any resolution; boxes [N, 4] x1, y1, x2, y2 in the calibrated
+        image's pixels; `lane_logits` (optional, any resolution) gives each line's confidence."""
+        lanes = extract_lanes(lane_mask, self.camera, self.scan, self.settings, lane_logits)
+        path = ego_path(lanes, self.settings)
+        grid = self.lookup.grid(drivable_mask, (self.camera.width, self.camera.height))
+        left, right = drivable_boundaries(grid, path, self.settings.path_step_m)
+        return RoadGeometry(lanes, path, grid, left, right, self.obstacles(boxes))
+
+    def obstacles(self, boxes: np.ndarray) -> list[Obstacle]:
+        """Ground contact of each box: its bottom centre on flat ground (NaN at or above the horizon)."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        contact = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], 1)
+        ground = self.camera.pixel_to_ground(contact, self.settings.max_range_m) if len(boxes) else np.zeros((0, 2))
+        return [Obstacle(i, float(x), float(y), float(np.hypot(x, y))) for i, (x, y) in enumerate(ground)]

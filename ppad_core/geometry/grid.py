@@ -1,0 +1,90 @@
+"""The drivable mask as a bird's-eye occupancy grid in base_link, and the drivable region's edges along the ego lane.
+
+Every cell centre is projected once into the image (flat ground); per frame the grid is one nearest-neighbour
+lookup into the mask (cv2.remap), so its cost does not depend on the camera. Cells outside the image or beyond
+`max_range_m` are unknown. A cell whose pixel shows something standing on the road (a vehicle) is occupied:
+the flat-ground assumption puts such pixels on the ground behind the object (road_geometry.md §5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ppad_core.geometry.camera import CameraModel
+from ppad_core.geometry.road import FREE, OCCUPIED, UNKNOWN, DrivableGrid, GeometrySettings
+
+OUTSIDE = 2  # lookup value of cells that see no pixel
+
+
+@dataclass(frozen=True)
+class GridLookup:
+    """For every grid cell, the image pixel it sees (x, y maps for cv2.remap; -1 where it sees none)."""
+
+    map_u: np.ndarray
+    map_v: np.ndarray
+    resolution_m: float
+    origin_x_m: float
+    origin_y_m: float
+
+    @classmethod
+    def for_camera(cls, camera: CameraModel, settings: GeometrySettings) -> GridLookup:
+        res = settings.grid_resolution_m
+        columns = int(round((settings.grid_x_max_m - settings.grid_x_min_m) / res))
+        rows = int(round(2 * settings.grid_y_half_width_m / res))
+        origin_x, origin_y = settings.grid_x_min_m, -settings.grid_y_half_width_m
+        x = origin_x + (np.arange(columns) + 0.5) * res
+        y = origin_y + (np.arange(rows) + 0.5) * res
+        xx, yy = np.meshgrid(x, y)
+        pixels = camera.ground_to_pixel(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(rows, columns, 2)
+        seen = np.isfinite(pixels).all(-1) & (np.hypot(xx, yy) <= settings.max_range_m)
+        seen &= (pixels[..., 0] >= -0.5) & (pixels[..., 0] < camera.width - 0.5)
+        seen &= (pixels[..., 1] >= -0.5) & (pixels[..., 1] < camera.height - 0.5)
+        pixels[~seen] = -1
+        return cls(pixels[..., 0].astype(np.float32), pixels[..., 1].astype(np.float32), res, origin_x, origin_y)
+
+    def grid(self, drivable_mask: np.ndarray, image_size: tuple[int, int]) -> DrivableGrid:
+        """Occupancy from a 0/1 mask of the image (`image_size` = calibrated width, height; any mask size)."""
+        scale_u, scale_v = drivable_mask.shape[1] / image_size[0], drivable_mask.shape[0] / image_size[1]
+        map_u, map_v = self.map_u, self.map_v
+        if scale_u != 1 or scale_v != 1:
+            seen = map_u >= 0
+            map_u = np.where(seen, (map_u + 0.5) * scale_u - 0.5, -1).astype(np.float32)
+            map_v = np.where(seen, (map_v + 0.5) * scale_v - 0.5, -1).astype(np.float32)
+        looked_up = cv2.remap(
+            drivable_mask, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=OUTSIDE
+        )
+        data = np.full(looked_up.shape, OCCUPIED, np.int8)
+        data[looked_up == 1] = FREE
+        data[(looked_up == OUTSIDE) | (self.map_u < 0)] = UNKNOWN
+        return DrivableGrid(data, self.resolution_m, self.origin_x_m, self.origin_y_m)
+
+
+def drivable_boundaries(grid: DrivableGrid, centre: np.ndarray, step_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right edges [n, 2] of the free run that holds the ego-lane centre, every `step_m` ahead.
+
+    `centre` is the ego path [n, 2] (x ascending), y = 0 ahead of the car without one. The edges start where
+    the centre is first seen free and stop where it is next not free (an obstacle or the end of what is seen).
+    """
+    x, y = grid.cell_centres()
+    stride = max(int(round(step_m / grid.resolution_m)), 1)
+    columns = np.arange(0, len(x), stride)
+    centre_y = np.interp(x[columns], centre[:, 0], centre[:, 1]) if len(centre) else np.zeros(len(columns))
+    centre_rows = np.clip(np.floor((centre_y - grid.origin_y_m) / grid.resolution_m).astype(int), 0, len(y) - 1)
+    free = grid.data[:, columns].T == FREE  # [columns, rows]
+    ahead = free[np.arange(len(columns)), centre_rows]
+    first = int(np.argmax(ahead)) if ahead.any() else len(columns)  # the car's own surroundings are unseen
+    blocked = np.nonzero(~ahead[first:])[0]
+    keep = slice(first, first + (blocked[0] if len(blocked) else len(columns) - first))
+    free, centre_rows = free[keep], centre_rows[keep]
+    rows = np.arange(len(y))[None, :]
+    above = ~free & (rows >= centre_rows[:, None])
+    below = ~free & (rows <= centre_rows[:, None])
+    top = np.where(above.any(1), np.argmax(above, 1), len(y))  # first blocked row left of the centre
+    bottom = np.where(below.any(1), len(y) - 1 - np.argmax(below[:, ::-1], 1), -1)  # and right of it
+    xs = x[columns[keep]]
+    left = np.stack([xs, grid.origin_y_m + top * grid.resolution_m], 1)
+    right = np.stack([xs, grid.origin_y_m + (bottom + 1) * grid.resolution_m], 1)
+    return left, right

@@ -1,0 +1,328 @@
+"""Lane-line instances from a lane mask: row runs -> ground points -> tracked lines -> cubic fits and labels.
+
+Image rows are scanned at ground spacing `row_spacing_m` (near rows are centimetres apart on the ground, so
+scanning all of them would weight the fit to the first metres). Each run of lane pixels in a row becomes one
+ground point at its centre; runs wider than a marking are blobs and dropped, and runs closer than
+`merge_width_m` merge (a double yellow line is one line). Points are tracked from near to far: each line
+predicts its lateral offset at the next row from its local heading, so dashes and short occlusions up to
+`max_gap_m` join into one line. Settings: road.GeometrySettings.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ppad_core.geometry.camera import CameraModel
+from ppad_core.geometry.road import GeometrySettings, LaneLine
+
+# lateral association gate: base + growth per metre of gap (far rows span metres of ground, so a point's
+# lateral position along a slanted line is uncertain by that much), capped at a third of a lane
+GATE_M, GATE_PER_M, GATE_MAX_M = 0.35, 0.08, 1.2
+GAP_PER_RANGE = 0.6
+OUTLIER_M = 0.5
+HEADING_WINDOW_M = 8.0  # points this far behind a line's end give its heading
+
+
+@dataclass
+class ScanRows:
+    """Image rows to scan, and the ground point under every pixel edge of them (`ground` [rows, width + 1, 2],
+    NaN off the ground), so that a frame interpolates instead of undistorting its points."""
+
+    rows: np.ndarray
+    ground: np.ndarray
+
+    @classmethod
+    def for_camera(cls, camera: CameraModel, settings: GeometrySettings) -> ScanRows:
+        all_rows = np.arange(camera.height)
+        centre = np.stack([np.full(camera.height, (camera.width - 1) / 2), all_rows], axis=1)
+        x = camera.pixel_to_ground(centre, settings.max_range_m)[:, 0]
+        chosen, last = [], np.inf
+        for row in all_rows[::-1]:  # bottom (near) to top (far)
+            if np.isfinite(x[row]) and abs(x[row] - last) >= settings.row_spacing_m:
+                chosen.append(row)
+                last = x[row]
+        rows = np.array(chosen[::-1], np.int64)
+        edges = np.arange(camera.width + 1) - 0.5
+        u, v = np.meshgrid(edges, rows.astype(np.float64))
+        ground = camera.pixel_to_ground(np.stack([u.ravel(), v.ravel()], 1), settings.max_range_m)
+        return cls(rows, ground.reshape(len(rows), camera.width + 1, 2))
+
+    def ground_at(self, scan_index: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Ground points [N, 2] at image column `u` (pixel-centre coordinates) of the scanned rows."""
+        position = np.clip(u + 0.5, 0, self.ground.shape[1] - 1)
+        left = np.minimum(position.astype(np.int64), self.ground.shape[1] - 2)
+        weight = (position - left)[:, None]
+        return self.ground[scan_index, left] * (1 - weight) + self.ground[scan_index, left + 1] * weight
+
+
+def row_runs(mask_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of nonzero pixels in each row of `mask_rows` [R, W]: (row index, first column, last column)."""
+    rows, width = mask_rows.shape
+    padded = np.zeros((rows, width + 2), bool)
+    padded[:, 1:-1] = mask_rows
+    # in each padded row the changes alternate: run start, run end (exclusive), start, ...
+    changes = np.flatnonzero(padded[:, 1:] != padded[:, :-1]).reshape(-1, 2)
+    row, start = np.divmod(changes[:, 0], width + 1)
+    return row, start, changes[:, 1] % (width + 1) - 1
+
+
+@dataclass
+class GroundPoints:
+    """Lane points on the ground, ordered near to far by scan row: x, y, probability, scan-row index."""
+
+    xy: np.ndarray
+    probability: np.ndarray
+    row: np.ndarray
+
+
+def lane_points(
+    lane_mask: np.ndarray,
+    camera: CameraModel,
+    scan: ScanRows,
+    settings: GeometrySettings,
+    probability: np.ndarray | None = None,
+) -> GroundPoints:
+    """One ground point per lane-mask run on the scanned rows; the mask may be at any resolution of the image."""
+    scale_u, scale_v = camera.width / lane_mask.shape[1], camera.height / lane_mask.shape[0]
+    mask_rows = np.minimum(((scan.rows + 0.5) / scale_v).astype(np.int64), lane_mask.shape[0] - 1)
+    run_row, first, last = row_runs(lane_mask[mask_rows])
+    v = scan.rows[run_row].astype(np.float64)
+    # outer edges of each run in image pixels (pixel centres at integers, as OpenCV's)
+    ends = np.stack([first * scale_u - 0.5, (last + 1.0) * scale_u - 0.5], axis=1)
+    ground = np.stack([scan.ground_at(run_row, u) for u in (ends.mean(1), ends[:, 0], ends[:, 1])])
+    width = np.abs(ground[1, :, 1] - ground[2, :, 1])
+    keep = np.isfinite(ground[0]).all(1) & (width <= settings.max_marking_width_m)
+    prob = _probability_at(probability, ends.mean(1), v, camera) if probability is not None else np.ones(len(v))
+    points = GroundPoints(ground[0][keep], prob[keep], run_row[keep])
+    return _merge_close(points, settings.merge_width_m)
+
+
+def _probability_at(logits: np.ndarray, u: np.ndarray, v: np.ndarray, camera: CameraModel) -> np.ndarray:
+    """Sigmoid of the lane logits at image pixels (u, v); `logits` covers the whole image at its own size."""
+    height, width = logits.shape
+    cols = np.clip(((u + 0.5) * width / camera.width).astype(np.int64), 0, width - 1)
+    rows = np.clip(((v + 0.5) * height / camera.height).astype(np.int64), 0, height - 1)
+    return 1.0 / (1.0 + np.exp(-logits[rows, cols].astype(np.float64)))
+
+
+def _merge_close(points: GroundPoints, merge_width: float) -> GroundPoints:
+    """Runs of one row closer than `merge_width` on the ground become one point at their mean."""
+    if len(points.row) < 2:
+        return points
+    order = np.lexsort((-points.xy[:, 1], points.row))  # per row, left (large y) to right
+    xy, prob, row = points.xy[order], points.probability[order], points.row[order]
+    new_group = np.ones(len(row), bool)
+    new_group[1:] = (row[1:] != row[:-1]) | (xy[:-1, 1] - xy[1:, 1] >= merge_width)
+    group = np.cumsum(new_group) - 1
+    counts = np.bincount(group)
+    merged_xy = np.stack([np.bincount(group, xy[:, i]) / counts for i in range(2)], axis=1)
+    return GroundPoints(merged_xy, np.bincount(group, prob) / counts, row[new_group])
+
+
+class _Track:
+    """A line being followed: its points, and a least-squares heading over the last HEADING_WINDOW_M metres."""
+
+    def __init__(self, index: int, x: float, y: float) -> None:
+        self.indices = [index]
+        self.window: deque[tuple[float, float]] = deque()
+        self.sums = [0.0, 0.0, 0.0, 0.0]  # x, y, xx, xy over the window
+        self.heading = 0.0
+        self.last_x = self.last_y = 0.0
+        self.add(index, x, y)
+
+    def add(self, index: int, x: float, y: float) -> None:
+        if self.window:
+            self.indices.append(index)
+        self.last_x, self.last_y = x, y
+        self._shift((x, y), 1.0)
+        while self.window[0][0] < x - HEADING_WINDOW_M:
+            self._shift(self.window[0], -1.0)
+        n = len(self.window)
+        sx, sy, sxx, sxy = self.sums
+        spread = n * sxx - sx * sx
+        if n >= 3 and spread > n * n * 0.1:  # the window spans about a metre or more
+            self.heading = (n * sxy - sx * sy) / spread
+
+    def _shift(self, point: tuple[float, float], sign: float) -> None:
+        x, y = point
+        if sign > 0:
+            self.window.append(point)
+        else:
+            self.window.popleft()
+        for i, value in enumerate((x, y, x * x, x * y)):
+            self.sums[i] += sign * value
+
+
+def track_lines(points: GroundPoints, settings: GeometrySettings) -> list[np.ndarray]:
+    """Point indices of each line, joined near to far across dashes and gaps (plain Python: a frame has a few
+    hundred points, and per-point numpy calls would cost more than the arithmetic)."""
+    tracks: list[_Track] = []
+    live: list[_Track] = []
+    rows = points.row.tolist()
+    xs, ys = points.xy[:, 0].tolist(), points.xy[:, 1].tolist()
+    by_row: dict[int, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_row.setdefault(row, []).append(index)
+    for row in sorted(by_row, reverse=True):  # scan rows are indexed far to near: walk them near first
+        candidates = by_row[row]
+        x = xs[candidates[0]]
+        # far rows see metres of ground each and miss most thin dashes: the bridged gap grows with range
+        live = [t for t in live if x - t.last_x <= max(settings.max_gap_m, GAP_PER_RANGE * t.last_x)]
+        taken = _associate(candidates, live, xs, ys)
+        started = [_Track(i, xs[i], ys[i]) for i in candidates if i not in taken]
+        tracks += started
+        live += started
+    return [np.array(t.indices) for t in tracks]
+
+
+def _associate(candidates: list[int], live: list[_Track], xs: list[float], ys: list[float]) -> set[int]:
+    """Give each live track its nearest candidate within the lateral gate, closest pairs first."""
+    pairs = []
+    for track in live:
+        for i in candidates:
+            gap = max(xs[i] - track.last_x, 0.0)
+            error = abs(ys[i] - (track.last_y + track.heading * gap))
+            if error <= min(GATE_M + GATE_PER_M * gap, GATE_MAX_M):
+                pairs.append((error, id(track), i, track))
+    used_tracks, taken = set(), set()
+    for _, key, i, track in sorted(pairs, key=lambda pair: pair[0]):
+        if key not in used_tracks and i not in taken:
+            used_tracks.add(key)
+            taken.add(i)
+            track.add(i, xs[i], ys[i])
+    return taken
+
+
+def _end_fit(xy: np.ndarray, at_end: bool) -> tuple[float, float, float]:
+    """(x, y, heading) at one end of a fragment, from a line fitted to its last HEADING_WINDOW_M metres."""
+    x = xy[:, 0]
+    end = x.max() if at_end else x.min()
+    near = xy[np.abs(x - end) <= HEADING_WINDOW_M]
+    dx = near[:, 0] - near[:, 0].mean()
+    spread = float(dx @ dx)
+    slope = float(dx @ (near[:, 1] - near[:, 1].mean())) / spread if spread > 0.25 else 0.0
+    return float(end), float(near[:, 1].mean() + slope * (end - near[:, 0].mean())), slope
+
+
+def join_fragments(xy: np.ndarray, tracks: list[np.ndarray], settings: GeometrySettings) -> list[np.ndarray]:
+    """Join fragments of one line that the tracker split (a vehicle hiding a stretch, far dashes missing):
+    B continues A when it starts where A ends or later and each one's end heading meets the other's end.
+    The closest such pair joins first, until none is left."""
+    tracks = list(tracks)
+    ends = np.array([_end_fit(xy[t], True) for t in tracks]).reshape(-1, 3)  # A side: x, y, heading at the end
+    starts = np.array([_end_fit(xy[t], False) for t in tracks]).reshape(-1, 3)  # B side: at the start
+    while len(tracks) > 1:
+        gap = starts[None, :, 0] - ends[:, None, 0]
+        forward = ends[:, None, 1] + ends[:, None, 2] * gap - starts[None, :, 1]
+        backward = starts[None, :, 1] - starts[None, :, 2] * gap - ends[:, None, 1]
+        error = np.maximum(np.abs(forward), np.abs(backward))
+        # twice the tracker's reach: a vehicle ahead hides tens of metres of its neighbours' lines
+        reach = np.maximum(2 * settings.max_gap_m, GAP_PER_RANGE * ends[:, None, 0])
+        gate = np.minimum(GATE_M + GATE_PER_M * np.maximum(gap, 0), GATE_MAX_M)
+        allowed = (gap >= -1.0) & (gap <= reach) & (error <= gate)
+        allowed &= np.array([len(t) >= 2 for t in tracks])[:, None]
+        np.fill_diagonal(allowed, False)
+        if not allowed.any():
+            break
+        a, b = np.unravel_index(np.argmin(np.where(allowed, error, np.inf)), error.shape)
+        tracks[a] = np.concatenate([tracks[a], tracks[b]])
+        ends[a], starts[a] = _end_fit(xy[tracks[a]], True), _end_fit(xy[tracks[a]], False)
+        keep = np.arange(len(tracks)) != b
+        tracks, ends, starts = [t for t, k in zip(tracks, keep) if k], ends[keep], starts[keep]
+    return tracks
+
+
+def _horner(coefficients, x: np.ndarray) -> np.ndarray:
+    """c0 + c1 x + c2 x^2 + ... at x."""
+    y = np.zeros_like(x, dtype=np.float64)
+    for c in reversed(tuple(coefficients)):
+        y = y * x + c
+    return y
+
+
+def _polyfit(xy: np.ndarray, degree: int) -> np.ndarray:
+    """Least-squares coefficients c0..c_degree of y(x), solved in x / max|x| so the system stays conditioned."""
+    scale = float(np.abs(xy[:, 0]).max())
+    vandermonde = (xy[:, :1] / scale) ** np.arange(degree + 1)
+    solved = np.linalg.solve(vandermonde.T @ vandermonde, vandermonde.T @ xy[:, 1])
+    return solved / scale ** np.arange(degree + 1)
+
+
+def fit_line(xy: np.ndarray, probability: np.ndarray, settings: GeometrySettings) -> LaneLine | None:
+    """Cubic fit over the observed x range (lower degree on short lines), refitted once without the points
+    farther than OUTLIER_M from the first fit (a far point of a neighbouring line); None for blobs and faint
+    lines."""
+    if len(xy) < settings.min_line_points or float(probability.mean()) < settings.min_confidence:
+        return None
+    for _ in range(2):
+        x_min, x_max = float(xy[:, 0].min()), float(xy[:, 0].max())
+        if x_max - x_min < settings.min_line_length_m:
+            return None
+        span = x_max - x_min
+        fitted = _polyfit(xy, 1 if span < 10 else 2 if span < 25 else 3)
+        inliers = np.abs(_horner(fitted, xy[:, 0]) - xy[:, 1]) <= OUTLIER_M
+        xy, probability = xy[inliers], probability[inliers]
+        if len(xy) < settings.min_line_points:
+            return None
+    coefficients = tuple(float(c) for c in np.pad(fitted, (0, 4 - len(fitted))))
+    samples = np.append(np.arange(x_min, x_max, settings.path_step_m), x_max)
+    points = np.stack([samples, _horner(coefficients, samples)], 1)
+    return LaneLine(points, coefficients, (x_min, x_max), float(probability.mean()), "other")
+
+
+def label_lines(lines: list[LaneLine], settings: GeometrySettings) -> list[LaneLine]:
+    """Position labels from each line's lateral offset at x = 0 (left is +y), nearest first on each side."""
+    offsets = [float(line.y_at(0.0)) for line in lines]
+    labels = ["other"] * len(lines)
+    for side, names in ((1, ("ego_left", "left_2")), (-1, ("ego_right", "right_2"))):
+        ranked = sorted((side * y, i) for i, y in enumerate(offsets) if side * y > 0)
+        previous = 0.0
+        for (offset, i), name in zip(ranked, names):
+            limit = settings.max_ego_offset_m if name.startswith("ego") else 1.6 * settings.lane_width_m
+            if offset - previous > limit:
+                break
+            labels[i], previous = name, offset
+    return [
+        LaneLine(line.points, line.coefficients, line.x_range, line.confidence, label)
+        for line, label in zip(lines, labels)
+    ]
+
+
+def ego_path(lines: list[LaneLine], settings: GeometrySettings) -> np.ndarray:
+    """The ego lane's centre [n, 2]: the mean of ego_left and ego_right where both are seen, else one of them
+    shifted by half `lane_width_m`; empty without either."""
+    by_label = {line.label: line for line in lines}
+    left, right = by_label.get("ego_left"), by_label.get("ego_right")
+    if left and right:
+        x_min, x_max = max(left.x_range[0], right.x_range[0]), min(left.x_range[1], right.x_range[1])
+        if x_max <= x_min:
+            x_min, x_max = min(left.x_range[0], right.x_range[0]), max(left.x_range[1], right.x_range[1])
+        xs = np.append(np.arange(x_min, x_max, settings.path_step_m), x_max)
+        return np.stack([xs, (left.y_at(xs) + right.y_at(xs)) / 2], 1)
+    side = left or right
+    if side is None:
+        return np.zeros((0, 2))
+    shift = -settings.lane_width_m / 2 if side is left else settings.lane_width_m / 2
+    xs = side.points[:, 0]
+    return np.stack([xs, side.y_at(xs) + shift], 1)
+
+
+def extract_lanes(
+    lane_mask: np.ndarray,
+    camera: CameraModel,
+    scan: ScanRows,
+    settings: GeometrySettings,
+    lane_logits: np.ndarray | None = None,
+) -> list[LaneLine]:
+    """Labelled lane lines, ordered left to right by their offset at x = 0."""
+    points = lane_points(lane_mask, camera, scan, settings, lane_logits)
+    lines = []
+    for indices in join_fragments(points.xy, track_lines(points, settings), settings):
+        line = fit_line(points.xy[indices], points.probability[indices], settings)
+        if line is not None:
+            lines.append(line)
+    lines.sort(key=lambda line: -float(line.y_at(0.0)))
+    return label_lines(lines, settings)
