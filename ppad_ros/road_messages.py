@@ -72,6 +72,7 @@ def lanes_message(lanes: list[LaneLine], header: Header) -> LaneLineArray:
                 label=LABEL_CODES.get(line.label, LaneLineMessage.OTHER),
                 label_name=line.label,
                 points=_points(line.points),
+                observed=(np.ones(len(line.points), bool) if line.observed is None else line.observed).tolist(),
                 coefficients=np.asarray(line.coefficients, np.float64),
                 x_min=float(line.x_range[0]),
                 x_max=float(line.x_range[1]),

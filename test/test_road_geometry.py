@@ -188,3 +188,17 @@ def test_ground_truth_lanes_project_onto_their_paint():
         assert painted.mean() > 0.3  # dashes: a third of a dashed line is paint
     labels = [lane.label for lane in truth.lanes]
     assert labels.count("ego_left") == 1 and labels.count("ego_right") == 1
+
+
+def test_a_line_hidden_for_twenty_metres_is_one_line_bridged_but_not_observed_there():
+    lane = np.zeros((HEIGHT, WIDTH), np.uint8)
+    paint_line(lane, lambda x: -1.75, 3.0, 15.0)
+    paint_line(lane, lambda x: -1.75, 35.0, 80.0)  # a vehicle ahead hides 15-35 m
+    (line,) = RoadGeometryExtractor(CAMERA).extract(lane, np.zeros_like(lane), np.zeros((0, 4))).lanes
+    assert line.x_range[0] < 5 and line.x_range[1] > 70 and line.label == "ego_right"
+    x = line.points[:, 0]
+    assert line.observed[(x < 14) | (x > 36)].all() and not line.observed[(x > 22) & (x < 28)].any()
+    metric = LaneMetric()
+    truth = np.stack([np.arange(3.0, 80.0), np.full(77, -1.75), np.zeros(77)], 1)
+    metric.add([LaneSample(truth, (truth[:, 0] < 15) | (truth[:, 0] > 35), "ego_right")], [line])
+    assert metric.result()["lane_precision"] == 1.0  # the bridged stretch is not claimed as seen

@@ -184,6 +184,7 @@ def test_every_road_topic_for_a_frame_in_base_link_with_the_image_stamp_and_the_
         np.testing.assert_allclose(line.coefficients, want.coefficients, rtol=1e-9, atol=1e-12)
         assert (line.x_min, line.x_max) == pytest.approx(want.x_range)
         assert line.confidence == pytest.approx(want.confidence, abs=1e-3)
+        assert list(line.observed) == want.observed.tolist()
     poses = out["road/ego_path"].poses
     np.testing.assert_allclose([[p.pose.position.x, p.pose.position.y] for p in poses], expected.ego_path)
     assert all(p.header.frame_id == "base_link" and stamp_of(p) == stamp for p in poses)

@@ -105,11 +105,13 @@ def resample_lane(points_metric: np.ndarray, flags: np.ndarray, label: str | Non
 
 
 def _resampled(lane: LaneSample | LaneLine) -> ResampledLane:
-    """A GT `LaneSample` keeps its flags; a `LaneLine` (x, y, z = 0) is visible wherever it is drawn."""
+    """A GT `LaneSample` keeps its flags; a `LaneLine` (x, y, z = 0) is visible where it was observed (all of it
+    without `observed`): a stretch its fit bridges is not a claim that the line was seen there."""
     if isinstance(lane, LaneSample):
         return resample_lane(to_metric_frame(lane.points), lane.visibility, lane.label)
     points = np.asarray(lane.points, np.float64).reshape(-1, 2)
-    return resample_lane(to_metric_frame(points), np.ones(len(points), bool), lane.label)
+    observed = np.ones(len(points), bool) if lane.observed is None else np.asarray(lane.observed, bool)
+    return resample_lane(to_metric_frame(points), observed, lane.label)
 
 
 def _visible_lanes(lanes: Sequence[LaneSample | LaneLine]) -> list[ResampledLane]:

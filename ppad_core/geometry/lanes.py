@@ -11,7 +11,7 @@ predicts its lateral offset at the next row from its local heading, so dashes an
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from ppad_core.geometry.road import GeometrySettings, LaneLine
 GATE_M, GATE_PER_M, GATE_MAX_M = 0.35, 0.08, 1.2
 GAP_PER_RANGE = 0.6
 OUTLIER_M = 0.5
+OBSERVED_REACH_M = 6.0  # a fit point this close to a seen lane point is observed: dash gaps are, occlusions not
 HEADING_WINDOW_M = 8.0  # points this far behind a line's end give its heading
 
 
@@ -270,7 +271,13 @@ def fit_line(xy: np.ndarray, probability: np.ndarray, settings: GeometrySettings
     coefficients = tuple(float(c) for c in np.pad(fitted, (0, 4 - len(fitted))))
     samples = np.append(np.arange(x_min, x_max, settings.path_step_m), x_max)
     points = np.stack([samples, _horner(coefficients, samples)], 1)
-    return LaneLine(points, coefficients, (x_min, x_max), float(probability.mean()), "other")
+    seen = np.sort(xy[:, 0])
+    nearest = np.minimum(
+        np.abs(samples - seen[np.clip(np.searchsorted(seen, samples), 0, len(seen) - 1)]),
+        np.abs(samples - seen[np.clip(np.searchsorted(seen, samples) - 1, 0, len(seen) - 1)]),
+    )
+    observed = nearest <= OBSERVED_REACH_M
+    return LaneLine(points, coefficients, (x_min, x_max), float(probability.mean()), "other", observed)
 
 
 def label_lines(lines: list[LaneLine], settings: GeometrySettings) -> list[LaneLine]:
@@ -285,10 +292,7 @@ def label_lines(lines: list[LaneLine], settings: GeometrySettings) -> list[LaneL
             if offset - previous > limit:
                 break
             labels[i], previous = name, offset
-    return [
-        LaneLine(line.points, line.coefficients, line.x_range, line.confidence, label)
-        for line, label in zip(lines, labels)
-    ]
+    return [replace(line, label=label) for line, label in zip(lines, labels)]
 
 
 def ego_path(lines: list[LaneLine], settings: GeometrySettings) -> np.ndarray:

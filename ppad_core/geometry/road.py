@@ -56,6 +56,9 @@ class LaneLine:
     x_range: tuple[float, float]
     confidence: float  # mean lane probability at the line's observed points, in [0, 1]
     label: str  # one of LANE_LABELS
+    # per point: a lane point was seen within OBSERVED_REACH_M (lanes.py); False across a stretch the fit
+    # bridges (a vehicle hiding the line); None: every point
+    observed: np.ndarray | None = None
 
     def y_at(self, x: np.ndarray | float) -> np.ndarray:
         c0, c1, c2, c3 = self.coefficients
