@@ -18,8 +18,10 @@ from rich.table import Table
 from ppad_core.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
 from ppad_core.data.dataset import load_targets
 from ppad_core.data.layout import DatasetLayout
+from ppad_core.data.scene_geometry import SceneGroundTruth, read_ground_truth
 from ppad_core.evaluate.evaluator import add_batch
-from ppad_core.evaluate.metric_table import REPORT, format_value, keys, metric
+from ppad_core.evaluate.geometry_eval import GeometryScores
+from ppad_core.evaluate.metric_table import GEOMETRY, REPORT, format_value, keys, metric
 from ppad_core.evaluate.metrics import MetricAccumulator, segmentation_scores
 from ppad_core.model.config import ModelConfig
 from ppad_core.runtime.predictor import Prediction, Predictor
@@ -48,6 +50,12 @@ class LabelSource:
     def __init__(self, config: ModelConfig, labels: str | None, split: str, reference: Predictor | None) -> None:
         self.config, self.reference = config, reference
         self.layout = DatasetLayout(labels, split) if labels else None
+
+    def geometry(self, frame: BagFrame) -> SceneGroundTruth | None:
+        """The frame's road-geometry ground truth, where the dataset has it (ppad synth writes it)."""
+        if self.layout is None or frame.name is None:
+            return None
+        return read_ground_truth(self.layout.root, self.layout.split, frame.name)
 
     def __call__(self, frame: BagFrame, image: np.ndarray) -> Targets:
         if self.reference is not None:
@@ -94,6 +102,7 @@ class Replay:
 
     config: ModelConfig
     accumulator: MetricAccumulator
+    geometry: GeometryScores = field(default_factory=GeometryScores)
     records: list[dict] = field(default_factory=list)
     overlays: list[np.ndarray] = field(default_factory=list)
 
@@ -122,6 +131,12 @@ def run_offline(predictor: Predictor, frames, labels: LabelSource | None) -> Rep
             record.update(
                 frame_scores(probs, targets, predictor.config.seg_thresholds), ground_truth=len(targets.labels)
             )
+            truth = labels.geometry(frame)
+            if truth is not None:
+                lanes = replay.geometry.add(
+                    truth, prediction.lane_mask, prediction.drivable_mask, prediction.boxes, prediction.lane_logits
+                ).lanes
+                record["lanes"] = len(lanes)
         replay.records.append(record)
         replay.overlay(image, prediction)
     return replay
@@ -132,6 +147,9 @@ def summarise(replay: Replay, mode: str, extra: dict) -> dict:
     if replay.accumulator.images:
         metrics = replay.accumulator.compute()
         summary["metrics"] = {k: metrics[k] for k in SUMMARY_METRICS if k in metrics}
+    geometry = replay.geometry.result()
+    if geometry["all"]["frames"]:
+        summary["geometry"] = {terrain: {k: scores[k] for k in keys(GEOMETRY)} for terrain, scores in geometry.items()}
     for key in ("inference_ms", "end_to_end_ms"):
         values = [r[key] for r in replay.records if key in r]
         if values:
@@ -196,6 +214,11 @@ def print_summary(summaries: dict[str, dict], stderr: bool = False) -> None:
             rows.append((f"{key.replace('_ms', '')} {stat} (ms)", lambda s, k=key, t=stat: _fmt(s.get(k, {}).get(t))))
     for key in SUMMARY_METRICS:
         rows.append((metric(key).description, lambda s, k=key: _shown(k, s.get("metrics", {}))))
+    if any("geometry" in s for s in summaries.values()):
+        for key in keys(GEOMETRY):
+            rows.append(
+                (f"{metric(key).description}, flat", lambda s, k=key: _shown(k, s.get("geometry", {}).get("flat", {})))
+            )
     for label, getter in rows:
         table.add_row(label, *(str(getter(s)) for s in summaries.values()))
     Console(stderr=stderr, width=max(Console().width, 100)).print(table)

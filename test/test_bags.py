@@ -52,9 +52,16 @@ def eval_reference(val_folder, tmp_path_factory):
     return json.loads(out.read_text())
 
 
+@pytest.fixture(scope="module")
+def geometry_reference(val_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("geometry") / "geometry.json"
+    run_ppad("eval", str(DEMO), "--data", str(val_folder), "--geometry", "--json-out", str(out))
+    return json.loads(out.read_text())
+
+
 @pytest.mark.parametrize("storage, compressed", [("mcap", True), ("sqlite3", False)])
 def test_offline_bag_eval_gives_exactly_the_metrics_of_ppad_eval(
-    val_folder, eval_reference, tmp_path, storage, compressed
+    val_folder, eval_reference, geometry_reference, tmp_path, storage, compressed
 ):
     bag = tmp_path / "bag"
     run_tool(
@@ -71,6 +78,8 @@ def test_offline_bag_eval_gives_exactly_the_metrics_of_ppad_eval(
     assert summary["frames"] == 10 and summary["ground_truth"].endswith("synthetic")
     for key in METRICS:
         assert summary["metrics"][key] == eval_reference[key], key  # same pixels, same protocol: identical
+    for terrain, scores in summary["geometry"].items():  # and the road geometry of `ppad eval --geometry`
+        assert scores == pytest.approx({k: geometry_reference[terrain][k] for k in scores}, nan_ok=True), terrain
     lines = (tmp_path / "out" / "frames.jsonl").read_text().splitlines()
     assert len(lines) == 10 and {"drivable_iou", "lane_iou", "inference_ms"} <= set(json.loads(lines[0]))
     assert (tmp_path / "out" / "frames.png").is_file() and (tmp_path / "out" / "overlay_00.jpg").is_file()

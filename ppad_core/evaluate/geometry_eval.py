@@ -72,6 +72,31 @@ def _frame_source(
     return prediction.lane_mask, prediction.drivable_mask, prediction.boxes, prediction.lane_logits
 
 
+class GeometryScores:
+    """Scores per terrain ("flat", "hills", "all") of frames with geometry ground truth; `add` returns the frame's
+    geometry. The extractor is built per frame: each synthetic scene has its own camera."""
+
+    def __init__(self, settings: GeometrySettings | None = None) -> None:
+        self.settings = settings
+        self.terrains = {terrain: TerrainScores() for terrain in (*TERRAINS, "all")}
+
+    def add(
+        self,
+        truth: SceneGroundTruth,
+        lane: np.ndarray,
+        drivable: np.ndarray,
+        boxes: np.ndarray,
+        lane_logits: np.ndarray | None = None,
+    ) -> RoadGeometry:
+        geometry = RoadGeometryExtractor(camera_of(truth), self.settings).extract(lane, drivable, boxes, lane_logits)
+        for terrain in ("hills" if truth.hilly else "flat", "all"):
+            self.terrains[terrain].add(truth, geometry, boxes)
+        return geometry
+
+    def result(self) -> dict:
+        return {terrain: score.result() for terrain, score in self.terrains.items()}
+
+
 def evaluate_geometry(
     root: str | Path,
     split: str,
@@ -83,7 +108,7 @@ def evaluate_geometry(
     """Scores per terrain ("flat", "hills", "all") and the frames at the indices `keep_frames` (for plots)."""
     samples = DatasetLayout(root, split).samples()
     keep = set(keep_frames)
-    scores = {terrain: TerrainScores() for terrain in (*TERRAINS, "all")}
+    scores = GeometryScores(settings)
     kept, missing = [], 0
     with Progress(transient=True, disable=not progress) as bar:
         task = bar.add_task("scoring road geometry", total=len(samples))
@@ -93,12 +118,9 @@ def evaluate_geometry(
             if truth is None:
                 missing += 1
                 continue
-            lane, drivable, boxes, lane_logits = _frame_source(sample, truth, predictor)
-            geometry = RoadGeometryExtractor(camera_of(truth), settings).extract(lane, drivable, boxes, lane_logits)
-            for terrain in ("hills" if truth.hilly else "flat", "all"):
-                scores[terrain].add(truth, geometry, boxes)
+            geometry = scores.add(truth, *_frame_source(sample, truth, predictor))
             if index in keep:
                 kept.append(FrameGeometry(sample.name, truth, geometry))
-    results = {terrain: score.result() for terrain, score in scores.items()}
+    results = scores.result()
     results["missing_ground_truth"] = missing
     return results, kept
