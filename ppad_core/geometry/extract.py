@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ppad_core.geometry.camera import CameraModel
@@ -28,7 +30,11 @@ class RoadGeometryExtractor:
         lane_logits: np.ndarray | None = None,
     ) -> RoadGeometry:
         """Masks are uint8 0/1 of the whole image at any resolution; boxes [N, 4] x1, y1, x2, y2 in the calibrated
-        image's pixels; `lane_logits` (optional, any resolution) gives each line's confidence."""
+        image's pixels. `lane_logits` (optional, the whole image at any resolution) replace the lane mask by
+        `settings.lane_threshold` and give each line's confidence."""
+        if lane_logits is not None:
+            threshold = math.log(self.settings.lane_threshold / (1 - self.settings.lane_threshold))
+            lane_mask = (lane_logits > threshold).view(np.uint8)
         lanes = extract_lanes(lane_mask, self.camera, self.scan, self.settings, lane_logits)
         path = ego_path(lanes, self.settings)
         grid = self.lookup.grid(drivable_mask, (self.camera.width, self.camera.height))

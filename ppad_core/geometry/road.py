@@ -22,6 +22,9 @@ class GeometrySettings:
     """Every tunable of the geometry step; the node exposes them as `geometry.*` parameters."""
 
     max_range_m: float = 100.0  # pixels farther than this on the ground are dropped
+    # lane probability that makes a lane pixel, applied to the lane logits when the frame has them: the
+    # checkpoint's mask threshold (0.90 for RMT-PPAD's lane IoU) keeps only the cores of far dashes
+    lane_threshold: float = 0.5
     grid_resolution_m: float = 0.2
     grid_x_min_m: float = 0.0
     grid_x_max_m: float = 60.0
@@ -42,6 +45,8 @@ class GeometrySettings:
         for name in positive + ("path_step_m", "max_gap_m", "grid_y_half_width_m"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"geometry setting {name} must be > 0, not {getattr(self, name)}")
+        if not 0 < self.lane_threshold < 1:
+            raise ValueError(f"geometry setting lane_threshold must be in (0, 1), not {self.lane_threshold}")
         if not self.grid_x_max_m > self.grid_x_min_m:
             raise ValueError("geometry setting grid_x_max_m must exceed grid_x_min_m")
         return self
