@@ -105,6 +105,12 @@ def geometry_parameters() -> tuple[ParameterSpec, ...]:
     """The ppad_core.geometry.GeometrySettings a user tunes, as `geometry.<setting>` (defaults: the core's)."""
     settings = (
         ("max_range_m", "ground points farther than this from base_frame's origin are dropped, metres", 1.0, None),
+        (
+            "lane_threshold",
+            "lane probability that makes a lane pixel for the geometry (not the mask's threshold)",
+            0.01,
+            0.99,
+        ),
         ("grid_resolution_m", "`road/drivable_grid` cell size, metres", 0.01, None),
         ("grid_x_min_m", "`road/drivable_grid` near edge (x in base_frame), metres", None, None),
         ("grid_x_max_m", "`road/drivable_grid` far edge (x in base_frame), metres", None, None),
