@@ -469,7 +469,8 @@ class PerceptionNode(Node):
                 getattr(prediction, "lane_logits", None),
             )
             header = road_header(frame.header, self.params.base_frame)
-            for name, message in road_messages(road, header, detections).items():
+            markers = self._outputs[camera_topic(camera, "road/markers")].get_subscription_count() > 0  # as overlay
+            for name, message in road_messages(road, header, detections, markers).items():
                 self._outputs[camera_topic(camera, name)].publish(message)
             return (time.perf_counter() - start) * 1e3
         except Exception as exc:  # geometry must never stop the node or the image outputs

@@ -49,15 +49,20 @@ def road_header(image_header: Header, base_frame: str) -> Header:
     return Header(stamp=image_header.stamp, frame_id=base_frame)
 
 
-def road_messages(geometry: RoadGeometry, header: Header, detections: Detection2DArray) -> dict[str, object]:
-    """Every `road/*` message of one frame, by topic (relative to the camera's namespace)."""
-    return {
+def road_messages(
+    geometry: RoadGeometry, header: Header, detections: Detection2DArray, markers: bool = True
+) -> dict[str, object]:
+    """The `road/*` messages of one frame, by topic (relative to the camera's namespace); `markers=False`
+    leaves out `road/markers`, the one only a viewer reads and the costliest to build."""
+    messages = {
         "road/lanes": lanes_message(geometry.lanes, header),
         "road/ego_path": path_message(geometry.ego_path, header),
         "road/drivable_grid": grid_message(geometry.grid, header),
         "road/obstacles": obstacles_message(geometry.obstacles, detections, header),
-        "road/markers": markers_message(geometry, header),
     }
+    if markers:
+        messages["road/markers"] = markers_message(geometry, header)
+    return messages
 
 
 def _points(xy: np.ndarray) -> list[Point]:

@@ -15,7 +15,7 @@ from ppad_core.evaluate.geometry_eval import camera_of
 from ppad_core.evaluate.geometry_metrics import LaneMetric, LaneSample
 from ppad_core.geometry.camera import CameraModel, CameraPose
 from ppad_core.geometry.extract import RoadGeometryExtractor
-from ppad_core.geometry.road import FREE, OCCUPIED, UNKNOWN
+from ppad_core.geometry.road import FREE, OCCUPIED, UNKNOWN, GeometrySettings
 
 WIDTH, HEIGHT, FOCAL = 1280, 720, 1000.0
 CAMERA = CameraModel.from_calibration(
@@ -121,9 +121,12 @@ def test_obstacles_stand_where_their_box_bottom_meets_the_ground_and_above_the_h
 
 def test_line_confidence_is_the_mean_probability_at_its_points():
     lane, drivable, _ = road_masks(dashed=False)
-    logits = np.full((360, 640), math.log(0.8 / 0.2), np.float32)  # p = 0.8 everywhere, at half resolution
-    geometry = RoadGeometryExtractor(CAMERA).extract(lane, drivable, np.zeros((0, 4)), logits)
-    assert [round(line.confidence, 6) for line in geometry.lanes] == [0.8] * 4
+    half = cv2.resize(lane, (640, 360), interpolation=cv2.INTER_NEAREST)
+    logits = np.where(half > 0, math.log(0.8 / 0.2), -6.0).astype(np.float32)  # p = 0.8 on paint, half resolution
+    geometry = RoadGeometryExtractor(CAMERA).extract(np.zeros_like(lane), drivable, np.zeros((0, 4)), logits)
+    assert [round(line.confidence, 6) for line in geometry.lanes] == [0.8] * 4  # the logits, not the empty mask
+    faint = RoadGeometryExtractor(CAMERA, GeometrySettings(lane_threshold=0.85)).extract(lane, drivable, [], logits)
+    assert faint.lanes == []  # below geometry.lane_threshold nothing is lane paint
 
 
 def test_a_half_resolution_mask_gives_the_same_lines():

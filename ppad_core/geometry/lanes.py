@@ -126,35 +126,35 @@ def _merge_close(points: GroundPoints, merge_width: float) -> GroundPoints:
 class _Track:
     """A line being followed: its points, and a least-squares heading over the last HEADING_WINDOW_M metres."""
 
+    __slots__ = ("indices", "window", "sums", "heading", "last_x", "last_y")
+
     def __init__(self, index: int, x: float, y: float) -> None:
         self.indices = [index]
-        self.window: deque[tuple[float, float]] = deque()
-        self.sums = [0.0, 0.0, 0.0, 0.0]  # x, y, xx, xy over the window
+        self.window: deque[tuple[float, float]] = deque([(x, y)])
+        self.sums = [x, y, x * x, x * y]  # over the window
         self.heading = 0.0
-        self.last_x = self.last_y = 0.0
-        self.add(index, x, y)
+        self.last_x, self.last_y = x, y
 
     def add(self, index: int, x: float, y: float) -> None:
-        if self.window:
-            self.indices.append(index)
+        self.indices.append(index)
         self.last_x, self.last_y = x, y
-        self._shift((x, y), 1.0)
+        self.window.append((x, y))
+        sums = self.sums
+        sums[0] += x
+        sums[1] += y
+        sums[2] += x * x
+        sums[3] += x * y
         while self.window[0][0] < x - HEADING_WINDOW_M:
-            self._shift(self.window[0], -1.0)
+            old_x, old_y = self.window.popleft()
+            sums[0] -= old_x
+            sums[1] -= old_y
+            sums[2] -= old_x * old_x
+            sums[3] -= old_x * old_y
         n = len(self.window)
-        sx, sy, sxx, sxy = self.sums
+        sx, sy, sxx, sxy = sums
         spread = n * sxx - sx * sx
         if n >= 3 and spread > n * n * 0.1:  # the window spans about a metre or more
             self.heading = (n * sxy - sx * sy) / spread
-
-    def _shift(self, point: tuple[float, float], sign: float) -> None:
-        x, y = point
-        if sign > 0:
-            self.window.append(point)
-        else:
-            self.window.popleft()
-        for i, value in enumerate((x, y, x * x, x * y)):
-            self.sums[i] += sign * value
 
 
 def track_lines(points: GroundPoints, settings: GeometrySettings) -> list[np.ndarray]:
@@ -182,23 +182,31 @@ def track_lines(points: GroundPoints, settings: GeometrySettings) -> list[np.nda
 def _associate(candidates: list[int], live: list[_Track], xs: list[float], ys: list[float]) -> set[int]:
     """Give each live track its nearest candidate within the lateral gate, closest pairs first."""
     pairs = []
-    for track in live:
+    for k, track in enumerate(live):
+        last_x, last_y, heading = track.last_x, track.last_y, track.heading
         for i in candidates:
-            gap = max(xs[i] - track.last_x, 0.0)
-            error = abs(ys[i] - (track.last_y + track.heading * gap))
-            if error <= min(GATE_M + GATE_PER_M * gap, GATE_MAX_M):
-                pairs.append((error, id(track), i, track))
+            gap = xs[i] - last_x
+            gap = gap if gap > 0.0 else 0.0
+            error = abs(ys[i] - last_y - heading * gap)
+            if error <= GATE_MAX_M and error <= GATE_M + GATE_PER_M * gap:
+                pairs.append((error, k, i))
+    if not pairs:
+        return set()
+    pairs.sort()
     used_tracks, taken = set(), set()
-    for _, key, i, track in sorted(pairs, key=lambda pair: pair[0]):
-        if key not in used_tracks and i not in taken:
-            used_tracks.add(key)
+    for _, k, i in pairs:
+        if k not in used_tracks and i not in taken:
+            used_tracks.add(k)
             taken.add(i)
-            track.add(i, xs[i], ys[i])
+            live[k].add(i, xs[i], ys[i])
     return taken
 
 
 def _end_fit(xy: np.ndarray, at_end: bool) -> tuple[float, float, float]:
     """(x, y, heading) at one end of a fragment, from a line fitted to its last HEADING_WINDOW_M metres."""
+    if len(xy) < 3:  # a lone far point: its position, no heading
+        point = xy[np.argmax(xy[:, 0]) if at_end else np.argmin(xy[:, 0])]
+        return float(point[0]), float(point[1]), 0.0
     x = xy[:, 0]
     end = x.max() if at_end else x.min()
     near = xy[np.abs(x - end) <= HEADING_WINDOW_M]
@@ -265,6 +273,8 @@ def fit_line(xy: np.ndarray, probability: np.ndarray, settings: GeometrySettings
         span = x_max - x_min
         fitted = _polyfit(xy, 1 if span < 10 else 2 if span < 25 else 3)
         inliers = np.abs(_horner(fitted, xy[:, 0]) - xy[:, 1]) <= OUTLIER_M
+        if inliers.all():
+            break
         xy, probability = xy[inliers], probability[inliers]
         if len(xy) < settings.min_line_points:
             return None
