@@ -17,6 +17,8 @@ from ppad_core.geometry.camera import CameraModel
 from ppad_core.geometry.road import FREE, OCCUPIED, UNKNOWN, DrivableGrid, GeometrySettings
 
 OUTSIDE = 2  # lookup value of cells that see no pixel
+OCCUPANCY = np.full(256, OCCUPIED, np.int8)  # lookup value (mask 0/1, OUTSIDE) -> grid value
+OCCUPANCY[1], OCCUPANCY[OUTSIDE] = FREE, UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,11 @@ class GridLookup:
             seen = map_u >= 0
             map_u = np.where(seen, (map_u + 0.5) * scale_u - 0.5, -1).astype(np.float32)
             map_v = np.where(seen, (map_v + 0.5) * scale_v - 0.5, -1).astype(np.float32)
+        # cells that see no pixel map to -1, outside the image: the border value marks them
         looked_up = cv2.remap(
             drivable_mask, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=OUTSIDE
         )
-        data = np.full(looked_up.shape, OCCUPIED, np.int8)
-        data[looked_up == 1] = FREE
-        data[(looked_up == OUTSIDE) | (self.map_u < 0)] = UNKNOWN
-        return DrivableGrid(data, self.resolution_m, self.origin_x_m, self.origin_y_m)
+        return DrivableGrid(OCCUPANCY[looked_up], self.resolution_m, self.origin_x_m, self.origin_y_m)
 
 
 def drivable_boundaries(grid: DrivableGrid, centre: np.ndarray, step_m: float) -> tuple[np.ndarray, np.ndarray]:
