@@ -5,7 +5,9 @@ scanning all of them would weight the fit to the first metres). Each run of lane
 ground point at its centre; runs wider than a marking are blobs and dropped, and runs closer than
 `merge_width_m` merge (a double yellow line is one line). Points are tracked from near to far: each line
 predicts its lateral offset at the next row from its local heading, so dashes and short occlusions up to
-`max_gap_m` join into one line. Settings: road.GeometrySettings.
+`max_gap_m` (more far away) join into one line; fragments the tracker still splits (a vehicle hiding a line,
+far dashes missing) are joined when their end headings meet. Each line is a cubic fit over its observed range
+with per-point `observed` flags, a confidence and a position label. Settings: road.GeometrySettings.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from ppad_core.geometry.road import GeometrySettings, LaneLine
 # lateral association gate: base + growth per metre of gap (far rows span metres of ground, so a point's
 # lateral position along a slanted line is uncertain by that much), capped at a third of a lane
 GATE_M, GATE_PER_M, GATE_MAX_M = 0.35, 0.08, 1.2
-GAP_PER_RANGE = 0.6
-OUTLIER_M = 0.5
+GAP_PER_RANGE = 0.6  # a line last seen at x bridges gaps up to this fraction of x (far rows miss dashes)
+OUTLIER_M = 0.5  # points this far from a line's first fit are a neighbour's, dropped before the refit
 OBSERVED_REACH_M = 6.0  # a fit point this close to a seen lane point is observed: dash gaps are, occlusions not
 HEADING_WINDOW_M = 8.0  # points this far behind a line's end give its heading
 
