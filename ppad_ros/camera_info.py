@@ -79,6 +79,7 @@ class CameraGeometry:
         self._refused = 0
         self._extractor: RoadGeometryExtractor | None = None
         self._extractor_key: tuple | None = None
+        self._build_error = ""  # why the tables of the latest usable calibration could not be built
 
     def on_camera_info(self, info: CameraInfo) -> str:
         """Take `info` as the camera's latest calibration; returns why it is refused ("" when usable)."""
@@ -110,7 +111,13 @@ class CameraGeometry:
         if key == self._extractor_key:
             return self._extractor, None
         start = time.perf_counter()
-        self._extractor, self._extractor_key = RoadGeometryExtractor(model, self.settings), key
+        # a build that fails is not retried for the same calibration: it would cost every frame its time
+        self._extractor, self._extractor_key, self._build_error = None, key, ""
+        try:
+            self._extractor = RoadGeometryExtractor(model, self.settings)
+        except Exception as exc:
+            self._build_error = printable(exc, REASON_LIMIT)
+            raise
         return self._extractor, (time.perf_counter() - start) * 1e3
 
     def status(self) -> GeometryStatus:
@@ -119,4 +126,6 @@ class CameraGeometry:
                 state = "waiting for camera_info"
             else:
                 state = f"camera_info refused: {self._error}" if self._error else "on"
+            if self._build_error and not self._error:
+                state = f"geometry tables failed: {self._build_error}"
             return GeometryStatus(state, self._received, self._refused)

@@ -15,6 +15,7 @@ from ppad_core.evaluate.geometry_eval import camera_of
 from ppad_core.evaluate.geometry_metrics import LaneMetric, LaneSample
 from ppad_core.geometry.camera import CameraModel, CameraPose
 from ppad_core.geometry.extract import RoadGeometryExtractor
+from ppad_core.geometry.lanes import fit_line
 from ppad_core.geometry.road import FREE, OCCUPIED, UNKNOWN, GeometrySettings
 
 WIDTH, HEIGHT, FOCAL = 1280, 720, 1000.0
@@ -205,3 +206,22 @@ def test_a_line_hidden_for_twenty_metres_is_one_line_bridged_but_not_observed_th
     truth = np.stack([np.arange(3.0, 80.0), np.full(77, -1.75), np.zeros(77)], 1)
     metric.add([LaneSample(truth, (truth[:, 0] < 15) | (truth[:, 0] > 35), "ego_right")], [line])
     assert metric.result()["lane_precision"] == 1.0  # the bridged stretch is not claimed as seen
+
+
+def test_a_camera_that_sees_no_ground_gives_empty_geometry_and_a_0_255_mask_counts_as_drivable():
+    sky = CameraModel.from_calibration(
+        [FOCAL, 0, 640, 0, FOCAL, 300, 0, 0, 1], np.zeros(5), "plumb_bob", WIDTH, HEIGHT, CameraPose(z=1.5, pitch=-0.6)
+    )
+    mask = np.ones((HEIGHT, WIDTH), np.uint8)
+    geometry = RoadGeometryExtractor(sky).extract(mask, mask, np.array([[600, 300, 700, 400]]))
+    assert geometry.lanes == [] and (geometry.grid.data == UNKNOWN).all() and math.isnan(geometry.obstacles[0].x_m)
+    lane, drivable, _ = road_masks()
+    extractor = RoadGeometryExtractor(CAMERA)
+    ones, scaled = (extractor.extract(lane, mask, np.zeros((0, 4))).grid.data for mask in (drivable, drivable * 255))
+    assert (ones == scaled).all() and (ones == FREE).sum() > 1000
+
+
+def test_a_line_fitted_through_few_distinct_distances_does_not_fail():
+    xy = np.array([[10.0, 1.0]] * 3 + [[40.0, 1.2]] * 3)  # six points on two scan rows, 30 m apart
+    line = fit_line(xy, np.ones(6), GeometrySettings())
+    assert line is not None and line.y_at(np.array([10.0, 40.0])) == pytest.approx([1.0, 1.2], abs=1e-6)

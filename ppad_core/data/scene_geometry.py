@@ -33,6 +33,7 @@ import numpy as np
 from ppad_core.data.layout import DatasetLayout
 from ppad_core.data.synth import Scene
 from ppad_core.geometry.camera import OPTICAL_TO_BODY, CameraPose
+from ppad_core.geometry.grid import grid_cells
 from ppad_core.geometry.road import FREE, OCCUPIED, UNKNOWN, DrivableGrid, GeometrySettings
 
 ATTRIBUTE_LABELS = {1: "left_2", 2: "ego_left", 3: "ego_right", 4: "right_2", 0: "other"}
@@ -147,11 +148,8 @@ def _lanes(scene: Scene) -> list[GroundTruthLane]:
 
 
 def _grid(scene: Scene, settings: GeometrySettings) -> DrivableGrid:
-    cam, road, res = scene.camera, scene.road, settings.grid_resolution_m
-    columns = int(round((settings.grid_x_max_m - settings.grid_x_min_m) / res))
-    rows = int(round(2 * settings.grid_y_half_width_m / res))
-    x = settings.grid_x_min_m + (np.arange(columns) + 0.5) * res
-    y = -settings.grid_y_half_width_m + (np.arange(rows) + 0.5) * res
+    cam, road = scene.camera, scene.road
+    x, y, origin_x, origin_y = grid_cells(settings)
     xx, yy = np.meshgrid(x, y)  # [rows, columns]
     lateral = -yy
     u = cam.width / 2 + cam.focal * lateral / xx
@@ -168,7 +166,7 @@ def _grid(scene: Scene, settings: GeometrySettings) -> DrivableGrid:
     data = np.full(xx.shape, UNKNOWN, np.int8)
     data[seen & ~on_road] = OCCUPIED
     data[seen & on_road & drivable_pixel] = FREE
-    return DrivableGrid(data, res, settings.grid_x_min_m, -settings.grid_y_half_width_m)
+    return DrivableGrid(data, settings.grid_resolution_m, origin_x, origin_y)
 
 
 def _extrinsic(pose: CameraPose) -> np.ndarray:
@@ -222,7 +220,7 @@ def write_ground_truth(root: str | Path, split: str, name: str, truth: SceneGrou
             "file": grid_path.name,
             "resolution_m": grid.resolution_m,
             "origin_xy_m": [grid.origin_x_m, grid.origin_y_m],
-            "values": {"free": 0, "occupied": 100, "unknown": 255},
+            "values": {"free": GRID_PNG[FREE], "occupied": GRID_PNG[OCCUPIED], "unknown": GRID_PNG[UNKNOWN]},
         },
     }
     scene_path.write_text(json.dumps(sidecar, indent=1))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ppad_core.evaluate.geometry_eval import TERRAINS
 from ppad_core.evaluate.metric_table import GEOMETRY, REPORT, SWEEP, Column, format_value, metrics, render_rich
 
 REPORT_COLUMNS = [Column("metric", "metric", justify="left"), Column("value", "value")]
@@ -65,15 +66,15 @@ def write_plots(results: dict, out_dir: str | Path) -> list[Path]:
     return [pr_path, sweep_path]
 
 
-GEOMETRY_TERRAINS = ("flat", "hills", "all")
+TERRAIN_COLUMNS = (*TERRAINS, "all")
 
 
 def print_geometry_report(results: dict, console: Console) -> None:
     """One row per geometry metric, one column per terrain (frame counts in the headers)."""
     columns = [Column("metric", "metric", justify="left")]
-    columns += [Column(t, f"{t} ({results[t]['frames']:.0f} frames)") for t in GEOMETRY_TERRAINS]
+    columns += [Column(t, f"{t} ({results[t]['frames']:.0f} frames)") for t in TERRAIN_COLUMNS]
     rows = [
-        {"metric": m.description, **{t: format_value(m.key, results[t][m.key]) for t in GEOMETRY_TERRAINS}}
+        {"metric": m.description, **{t: format_value(m.key, results[t][m.key]) for t in TERRAIN_COLUMNS}}
         for m in metrics(GEOMETRY)
     ]
     missing = results["missing_ground_truth"]
@@ -133,7 +134,9 @@ def _draw_bev(ax, grid, title: str) -> None:
     """The grid as an image in base_link, y (left) drawn to the left: free white, occupied dark, unknown grey."""
     import numpy as np
 
-    shade = np.where(grid.data == 0, 1.0, np.where(grid.data == 100, 0.25, 0.6))
+    from ppad_core.geometry.road import FREE, OCCUPIED
+
+    shade = np.where(grid.data == FREE, 1.0, np.where(grid.data == OCCUPIED, 0.25, 0.6))
     x_max = grid.origin_x_m + grid.data.shape[1] * grid.resolution_m
     y_max = grid.origin_y_m + grid.data.shape[0] * grid.resolution_m
     ax.imshow(shade.T[::-1, ::-1], cmap="gray", vmin=0, vmax=1, extent=(y_max, grid.origin_y_m, grid.origin_x_m, x_max))

@@ -80,6 +80,8 @@ class CameraModel:
     def rays(self, pixels: np.ndarray) -> np.ndarray:
         """Unit viewing rays [N, 3] in base_link through `pixels` [N, 2] (u right, v down)."""
         points = np.asarray(pixels, np.float64).reshape(-1, 1, 2)
+        if len(points) == 0:  # OpenCV returns None for no points
+            return np.zeros((0, 3))
         if self.fisheye:
             normalised = cv2.fisheye.undistortPoints(points, self.K, self.D, criteria=UNDISTORT_CRITERIA)
         else:

@@ -29,9 +29,10 @@ class RoadGeometryExtractor:
         boxes: np.ndarray,
         lane_logits: np.ndarray | None = None,
     ) -> RoadGeometry:
-        """Masks are uint8 0/1 of the whole image at any resolution; boxes [N, 4] x1, y1, x2, y2 in the calibrated
-        image's pixels. `lane_logits` (optional, the whole image at any resolution) replace the lane mask by
-        `settings.lane_threshold` and give each line's confidence."""
+        """Masks are uint8 of the whole image at any resolution (nonzero: lane paint, drivable); boxes [N, 4]
+        x1, y1, x2, y2 in the calibrated image's pixels, in the camera model's convention (OpenCV's: pixel centres
+        at integers), as the synthetic scenes' labels are. `lane_logits` (optional, the whole image at any
+        resolution) replace the lane mask by `settings.lane_threshold` and give each line's confidence."""
         if lane_logits is not None:
             threshold = math.log(self.settings.lane_threshold / (1 - self.settings.lane_threshold))
             lane_mask = (lane_logits > threshold).view(np.uint8)
@@ -42,7 +43,8 @@ class RoadGeometryExtractor:
         return RoadGeometry(lanes, path, grid, left, right, self.obstacles(boxes))
 
     def obstacles(self, boxes: np.ndarray) -> list[Obstacle]:
-        """Ground contact of each box: its bottom centre on flat ground (NaN at or above the horizon)."""
+        """Ground contact of each box: its bottom centre on flat ground (NaN at or above the horizon or beyond
+        max_range_m)."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         contact = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], 1)
         ground = self.camera.pixel_to_ground(contact, self.settings.max_range_m) if len(boxes) else np.zeros((0, 2))

@@ -16,50 +16,62 @@ import numpy as np
 from ppad_core.geometry.camera import CameraModel
 from ppad_core.geometry.road import FREE, OCCUPIED, UNKNOWN, DrivableGrid, GeometrySettings
 
-OUTSIDE = 2  # lookup value of cells that see no pixel
-OCCUPANCY = np.full(256, OCCUPIED, np.int8)  # lookup value (mask 0/1, OUTSIDE) -> grid value
-OCCUPANCY[1], OCCUPANCY[OUTSIDE] = FREE, UNKNOWN
+UNSEEN = -1.0  # map value of cells that see no pixel: outside the image, so the remap gives the border value
+OCCUPANCY = np.full(256, FREE, np.int8)  # mask value -> grid value: 0 occupied, any other value drivable
+OCCUPANCY[0] = OCCUPIED
+
+
+def grid_cells(settings: GeometrySettings) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Cell-centre x of every column and y of every row, and the origin (x, y) of cell (0, 0): the one layout
+    of the drivable grid, for predictions and ground truth alike."""
+    res = settings.grid_resolution_m
+    columns = int(round((settings.grid_x_max_m - settings.grid_x_min_m) / res))
+    rows = int(round(2 * settings.grid_y_half_width_m / res))
+    origin_x, origin_y = settings.grid_x_min_m, -settings.grid_y_half_width_m
+    return origin_x + (np.arange(columns) + 0.5) * res, origin_y + (np.arange(rows) + 0.5) * res, origin_x, origin_y
 
 
 @dataclass(frozen=True)
 class GridLookup:
-    """For every grid cell, the image pixel it sees (x, y maps for cv2.remap; -1 where it sees none)."""
+    """For every grid cell, the image pixel it sees (x, y maps for cv2.remap; UNSEEN where it sees none)."""
 
     map_u: np.ndarray
     map_v: np.ndarray
+    unseen: np.ndarray  # [rows, columns] bool
     resolution_m: float
     origin_x_m: float
     origin_y_m: float
 
     @classmethod
     def for_camera(cls, camera: CameraModel, settings: GeometrySettings) -> GridLookup:
-        res = settings.grid_resolution_m
-        columns = int(round((settings.grid_x_max_m - settings.grid_x_min_m) / res))
-        rows = int(round(2 * settings.grid_y_half_width_m / res))
-        origin_x, origin_y = settings.grid_x_min_m, -settings.grid_y_half_width_m
-        x = origin_x + (np.arange(columns) + 0.5) * res
-        y = origin_y + (np.arange(rows) + 0.5) * res
+        x, y, origin_x, origin_y = grid_cells(settings)
         xx, yy = np.meshgrid(x, y)
-        pixels = camera.ground_to_pixel(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(rows, columns, 2)
+        cells = np.stack([xx.ravel(), yy.ravel()], 1)
+        pixels = camera.ground_to_pixel(cells).reshape(len(y), len(x), 2)
         seen = np.isfinite(pixels).all(-1) & (np.hypot(xx, yy) <= settings.max_range_m)
         seen &= (pixels[..., 0] >= -0.5) & (pixels[..., 0] < camera.width - 0.5)
         seen &= (pixels[..., 1] >= -0.5) & (pixels[..., 1] < camera.height - 0.5)
-        pixels[~seen] = -1
-        return cls(pixels[..., 0].astype(np.float32), pixels[..., 1].astype(np.float32), res, origin_x, origin_y)
+        # strong distortion folds rays far off-axis back into the image: keep cells whose pixel sees them
+        back = camera.pixel_to_ground(np.where(seen[..., None], pixels, 0).reshape(-1, 2), np.inf).reshape(
+            xx.shape + (2,)
+        )
+        seen &= np.hypot(back[..., 0] - xx, back[..., 1] - yy) <= settings.grid_resolution_m
+        pixels[~seen] = UNSEEN
+        map_u, map_v = pixels[..., 0].astype(np.float32), pixels[..., 1].astype(np.float32)
+        return cls(map_u, map_v, ~seen, settings.grid_resolution_m, origin_x, origin_y)
 
     def grid(self, drivable_mask: np.ndarray, image_size: tuple[int, int]) -> DrivableGrid:
-        """Occupancy from a 0/1 mask of the image (`image_size` = calibrated width, height; any mask size)."""
+        """Occupancy from a drivable mask of the image (nonzero = drivable; `image_size` = calibrated width,
+        height; any mask size)."""
         scale_u, scale_v = drivable_mask.shape[1] / image_size[0], drivable_mask.shape[0] / image_size[1]
         map_u, map_v = self.map_u, self.map_v
         if scale_u != 1 or scale_v != 1:
-            seen = map_u >= 0
-            map_u = np.where(seen, (map_u + 0.5) * scale_u - 0.5, -1).astype(np.float32)
-            map_v = np.where(seen, (map_v + 0.5) * scale_v - 0.5, -1).astype(np.float32)
-        # cells that see no pixel map to -1, outside the image: the border value marks them
-        looked_up = cv2.remap(
-            drivable_mask, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=OUTSIDE
-        )
-        return DrivableGrid(OCCUPANCY[looked_up], self.resolution_m, self.origin_x_m, self.origin_y_m)
+            map_u = np.where(self.unseen, UNSEEN, (map_u + 0.5) * scale_u - 0.5).astype(np.float32)
+            map_v = np.where(self.unseen, UNSEEN, (map_v + 0.5) * scale_v - 0.5).astype(np.float32)
+        looked_up = cv2.remap(drivable_mask, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+        data = OCCUPANCY[looked_up]
+        data[self.unseen] = UNKNOWN
+        return DrivableGrid(data, self.resolution_m, self.origin_x_m, self.origin_y_m)
 
 
 def drivable_boundaries(grid: DrivableGrid, centre: np.ndarray, step_m: float) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ppad_core.geometry.camera import CameraModel
-from ppad_core.geometry.road import GeometrySettings, LaneLine
+from ppad_core.geometry.road import GeometrySettings, LaneLine, polynomial
 
 # lateral association gate: base + growth per metre of gap (far rows span metres of ground, so a point's
 # lateral position along a slanted line is uncertain by that much), capped at a third of a lane
@@ -48,6 +48,8 @@ class ScanRows:
                 chosen.append(row)
                 last = x[row]
         rows = np.array(chosen[::-1], np.int64)
+        if len(rows) == 0:  # the camera sees no ground within range (it looks up): no lane points
+            return cls(rows, np.zeros((0, camera.width + 1, 2)))
         edges = np.arange(camera.width + 1) - 0.5
         u, v = np.meshgrid(edges, rows.astype(np.float64))
         ground = camera.pixel_to_ground(np.stack([u.ravel(), v.ravel()], 1), settings.max_range_m)
@@ -246,50 +248,48 @@ def join_fragments(xy: np.ndarray, tracks: list[np.ndarray], settings: GeometryS
     return tracks
 
 
-def _horner(coefficients, x: np.ndarray) -> np.ndarray:
-    """c0 + c1 x + c2 x^2 + ... at x."""
-    y = np.zeros_like(x, dtype=np.float64)
-    for c in reversed(tuple(coefficients)):
-        y = y * x + c
-    return y
-
-
 def _polyfit(xy: np.ndarray, degree: int) -> np.ndarray:
-    """Least-squares coefficients c0..c_degree of y(x), solved in x / max|x| so the system stays conditioned."""
+    """Least-squares coefficients c0..c_degree of y(x), solved in x / max|x| so the system stays conditioned
+    (lstsq: points on only a few distinct x, as joined fragments can be, leave it rank-deficient)."""
     scale = float(np.abs(xy[:, 0]).max())
     vandermonde = (xy[:, :1] / scale) ** np.arange(degree + 1)
-    solved = np.linalg.solve(vandermonde.T @ vandermonde, vandermonde.T @ xy[:, 1])
+    solved = np.linalg.lstsq(vandermonde, xy[:, 1], rcond=None)[0]
     return solved / scale ** np.arange(degree + 1)
 
 
 def fit_line(xy: np.ndarray, probability: np.ndarray, settings: GeometrySettings) -> LaneLine | None:
     """Cubic fit over the observed x range (lower degree on short lines), refitted once without the points
     farther than OUTLIER_M from the first fit (a far point of a neighbouring line); None for blobs and faint
-    lines."""
+    lines. Range, confidence and `observed` describe the points of the final fit."""
     if len(xy) < settings.min_line_points or float(probability.mean()) < settings.min_confidence:
         return None
-    for _ in range(2):
-        x_min, x_max = float(xy[:, 0].min()), float(xy[:, 0].max())
-        if x_max - x_min < settings.min_line_length_m:
-            return None
-        span = x_max - x_min
-        fitted = _polyfit(xy, 1 if span < 10 else 2 if span < 25 else 3)
-        inliers = np.abs(_horner(fitted, xy[:, 0]) - xy[:, 1]) <= OUTLIER_M
-        if inliers.all():
-            break
+    fitted = _fit(xy, settings)
+    if fitted is None:
+        return None
+    inliers = np.abs(polynomial(fitted, xy[:, 0]) - xy[:, 1]) <= OUTLIER_M
+    if not inliers.all():
         xy, probability = xy[inliers], probability[inliers]
-        if len(xy) < settings.min_line_points:
+        fitted = _fit(xy, settings) if len(xy) >= settings.min_line_points else None
+        if fitted is None:
             return None
+    x_min, x_max = float(xy[:, 0].min()), float(xy[:, 0].max())
     coefficients = tuple(float(c) for c in np.pad(fitted, (0, 4 - len(fitted))))
     samples = np.append(np.arange(x_min, x_max, settings.path_step_m), x_max)
-    points = np.stack([samples, _horner(coefficients, samples)], 1)
+    points = np.stack([samples, polynomial(coefficients, samples)], 1)
     seen = np.sort(xy[:, 0])
-    nearest = np.minimum(
-        np.abs(samples - seen[np.clip(np.searchsorted(seen, samples), 0, len(seen) - 1)]),
-        np.abs(samples - seen[np.clip(np.searchsorted(seen, samples) - 1, 0, len(seen) - 1)]),
-    )
+    after = np.clip(np.searchsorted(seen, samples), 0, len(seen) - 1)
+    nearest = np.minimum(np.abs(samples - seen[after]), np.abs(samples - seen[np.maximum(after - 1, 0)]))
     observed = nearest <= OBSERVED_REACH_M
     return LaneLine(points, coefficients, (x_min, x_max), float(probability.mean()), "other", observed)
+
+
+def _fit(xy: np.ndarray, settings: GeometrySettings) -> np.ndarray | None:
+    """Coefficients of the degree the observed span allows (1 below 10 m, 2 below 25 m, else 3); None when the
+    line is shorter than min_line_length_m."""
+    span = float(np.ptp(xy[:, 0]))
+    if span < settings.min_line_length_m:
+        return None
+    return _polyfit(xy, 1 if span < 10 else 2 if span < 25 else 3)
 
 
 def label_lines(lines: list[LaneLine], settings: GeometrySettings) -> list[LaneLine]:

@@ -52,6 +52,15 @@ class GeometrySettings:
         return self
 
 
+def polynomial(coefficients, x: np.ndarray | float) -> np.ndarray:
+    """c0 + c1 x + c2 x^2 + ... at x (Horner)."""
+    x = np.asarray(x, np.float64)
+    y = np.zeros_like(x)
+    for c in reversed(tuple(coefficients)):
+        y = y * x + c
+    return y
+
+
 @dataclass(frozen=True)
 class LaneLine:
     """One painted line: `points` [n, 2] (x, y) sampled on the fit over its observed x range."""
@@ -66,9 +75,7 @@ class LaneLine:
     observed: np.ndarray | None = None
 
     def y_at(self, x: np.ndarray | float) -> np.ndarray:
-        c0, c1, c2, c3 = self.coefficients
-        x = np.asarray(x, np.float64)
-        return c0 + x * (c1 + x * (c2 + x * c3))
+        return polynomial(self.coefficients, x)
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,8 @@ class DrivableGrid:
 
 @dataclass(frozen=True)
 class Obstacle:
-    """A detection's ground contact (bottom centre of its box): NaN x, y and range at or above the horizon."""
+    """A detection's ground contact (bottom centre of its box): NaN x, y and range at or above the horizon or
+    beyond max_range_m."""
 
     detection_index: int
     x_m: float
