@@ -250,10 +250,14 @@ def join_fragments(xy: np.ndarray, tracks: list[np.ndarray], settings: GeometryS
 
 def _polyfit(xy: np.ndarray, degree: int) -> np.ndarray:
     """Least-squares coefficients c0..c_degree of y(x), solved in x / max|x| so the system stays conditioned
-    (lstsq: points on only a few distinct x, as joined fragments can be, leave it rank-deficient)."""
+    (normal equations; lstsq when points on only a few distinct x, as joined fragments can be, leave them
+    singular)."""
     scale = float(np.abs(xy[:, 0]).max())
     vandermonde = (xy[:, :1] / scale) ** np.arange(degree + 1)
-    solved = np.linalg.lstsq(vandermonde, xy[:, 1], rcond=None)[0]
+    try:
+        solved = np.linalg.solve(vandermonde.T @ vandermonde, vandermonde.T @ xy[:, 1])
+    except np.linalg.LinAlgError:
+        solved = np.linalg.lstsq(vandermonde, xy[:, 1], rcond=None)[0]
     return solved / scale ** np.arange(degree + 1)
 
 
