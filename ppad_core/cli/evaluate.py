@@ -65,14 +65,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         dataset.layout.split,
     )
     print_report(results, Console(stderr=args.json))
-    if args.plots:
-        for path in write_plots(results, args.plots):
-            console.print(f"wrote {path}")
-    if args.json_out:
-        write_json(args.json_out, results)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return 0
+    return _write_outputs(args, results, lambda: write_plots(results, args.plots))
 
 
 def cmd_eval_geometry(args: argparse.Namespace) -> int:
@@ -89,8 +82,13 @@ def cmd_eval_geometry(args: argparse.Namespace) -> int:
     results, kept = evaluate_geometry(args.data, args.split, predictor, keep_frames=frames)
     results["source"], results["data"], results["split"] = source, str(args.data), args.split
     print_geometry_report(results, Console(stderr=args.json))
+    return _write_outputs(args, results, lambda: write_geometry_plots(kept, args.plots))
+
+
+def _write_outputs(args: argparse.Namespace, results: dict, write_plots) -> int:
+    """What both evaluations write after their table: the plots (`--plots`), the JSON file and the JSON on stdout."""
     if args.plots:
-        for path in write_geometry_plots(kept, args.plots):
+        for path in write_plots():
             console.print(f"wrote {path}")
     if args.json_out:
         write_json(args.json_out, results)
