@@ -21,6 +21,8 @@ class RoadGeometryExtractor:
         self.settings = (settings or GeometrySettings()).validate()
         self.scan = ScanRows.for_camera(camera, self.settings)
         self.lookup = GridLookup.for_camera(camera, self.settings)
+        # sigmoid(x) > t  <=>  x > logit(t), as the Predictor thresholds its masks: no sigmoid per pixel
+        self.lane_logit_threshold = math.log(self.settings.lane_threshold / (1 - self.settings.lane_threshold))
 
     def extract(
         self,
@@ -34,8 +36,7 @@ class RoadGeometryExtractor:
         at integers), as the synthetic scenes' labels are. `lane_logits` (optional, the whole image at any
         resolution) replace the lane mask by `settings.lane_threshold` and give each line's confidence."""
         if lane_logits is not None:
-            threshold = math.log(self.settings.lane_threshold / (1 - self.settings.lane_threshold))
-            lane_mask = (lane_logits > threshold).view(np.uint8)
+            lane_mask = (lane_logits > self.lane_logit_threshold).view(np.uint8)
         lanes = extract_lanes(lane_mask, self.camera, self.scan, self.settings, lane_logits)
         path = ego_path(lanes, self.settings)
         grid = self.lookup.grid(drivable_mask, (self.camera.width, self.camera.height))
