@@ -25,6 +25,7 @@ setup(
         "matplotlib>=3.7",
         "onnx>=1.16",
         "onnxruntime>=1.18",
+        "openvino>=2026.4",
         "torch-pruning==1.6.1",
         "rosbags>=0.10",
     ],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -73,6 +74,11 @@ class CameraModel:
         _check_calibration(K, D, distortion_model, width, height)
         return cls(K, D, distortion_model, int(width), int(height), pose)
 
+    @cached_property
+    def optical_to_base(self) -> np.ndarray:
+        """base_link <- camera optical frame rotation (computed once: every projection uses it)."""
+        return self.pose.rotation() @ OPTICAL_TO_BODY
+
     @property
     def fisheye(self) -> bool:
         return self.distortion_model == "equidistant"
@@ -87,7 +93,7 @@ class CameraModel:
         else:
             normalised = cv2.undistortPoints(points, self.K, self.D, R=None, P=None, criteria=UNDISTORT_CRITERIA)
         optical = np.concatenate([normalised.reshape(-1, 2), np.ones((len(points), 1))], axis=1)
-        rays = optical @ (self.pose.rotation() @ OPTICAL_TO_BODY).T
+        rays = optical @ self.optical_to_base.T
         return rays / np.linalg.norm(rays, axis=1, keepdims=True)
 
     def pixel_to_ground(self, pixels: np.ndarray, max_range: float = DEFAULT_MAX_RANGE_M) -> np.ndarray:
@@ -106,7 +112,7 @@ class CameraModel:
         points = np.asarray(points, np.float64)
         if points.shape[-1] == 2:
             points = np.concatenate([points, np.zeros((len(points), 1))], axis=1)
-        optical = (points - self.pose.position) @ (self.pose.rotation() @ OPTICAL_TO_BODY)
+        optical = (points - self.pose.position) @ self.optical_to_base
         zero = np.zeros(3)
         if self.fisheye:
             pixels, _ = cv2.fisheye.projectPoints(optical.reshape(-1, 1, 3), zero, zero, self.K, self.D)

@@ -19,7 +19,7 @@ class RoadGeometryExtractor:
     def __init__(self, camera: CameraModel, settings: GeometrySettings | None = None) -> None:
         self.camera = camera
         self.settings = (settings or GeometrySettings()).validate()
-        self.scan = ScanRows.for_camera(camera, self.settings)
+        self._scans: dict[int, ScanRows] = {}  # by lane-mask height
         self.lookup = GridLookup.for_camera(camera, self.settings)
         # sigmoid(x) > t  <=>  x > logit(t), as the Predictor thresholds its masks: no sigmoid per pixel
         self.lane_logit_threshold = math.log(self.settings.lane_threshold / (1 - self.settings.lane_threshold))
@@ -37,11 +37,17 @@ class RoadGeometryExtractor:
         resolution) replace the lane mask by `settings.lane_threshold` and give each line's confidence."""
         if lane_logits is not None:
             lane_mask = (lane_logits > self.lane_logit_threshold).view(np.uint8)
-        lanes = extract_lanes(lane_mask, self.camera, self.scan, self.settings, lane_logits)
+        lanes = extract_lanes(lane_mask, self.camera, self.scan_rows(lane_mask.shape[0]), self.settings, lane_logits)
         path = ego_path(lanes, self.settings)
         grid = self.lookup.grid(drivable_mask, (self.camera.width, self.camera.height))
         left, right = drivable_boundaries(grid, path, self.settings.path_step_m)
         return RoadGeometry(lanes, path, grid, left, right, self.obstacles(boxes))
+
+    def scan_rows(self, mask_height: int) -> ScanRows:
+        """The scan rows of lane masks `mask_height` rows high, tabled on first use."""
+        if mask_height not in self._scans:
+            self._scans[mask_height] = ScanRows.for_camera(self.camera, self.settings, mask_height)
+        return self._scans[mask_height]
 
     def obstacles(self, boxes: np.ndarray) -> list[Obstacle]:
         """Ground contact of each box: its bottom centre on flat ground (NaN at or above the horizon or beyond

@@ -1,22 +1,20 @@
 """The drivable mask as a bird's-eye occupancy grid in base_link, and the drivable region's edges along the ego lane.
 
 Every cell centre is projected once into the image (flat ground); per frame the grid is one nearest-neighbour
-lookup into the mask (cv2.remap), so its cost does not depend on the camera. Cells outside the image or beyond
+gather from the mask, so its cost does not depend on the camera. Cells outside the image or beyond
 `max_range_m` are unknown. A cell whose pixel shows something standing on the road (a vehicle) is occupied:
 the flat-ground assumption puts such pixels on the ground behind the object (road_geometry.md §5).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from ppad_core.geometry.camera import CameraModel
 from ppad_core.geometry.road import FREE, OCCUPIED, UNKNOWN, DrivableGrid, GeometrySettings
 
-UNSEEN = -1.0  # map value of cells that see no pixel: outside the image, so the remap gives the border value
 OCCUPANCY = np.full(256, FREE, np.int8)  # mask value -> grid value: 0 occupied, any other value drivable
 OCCUPANCY[0] = OCCUPIED
 
@@ -33,7 +31,7 @@ def grid_cells(settings: GeometrySettings) -> tuple[np.ndarray, np.ndarray, floa
 
 @dataclass(frozen=True)
 class GridLookup:
-    """For every grid cell, the image pixel it sees (x, y maps for cv2.remap; UNSEEN where it sees none)."""
+    """For every grid cell, the image pixel it sees (u, v, pixel centres at integers), or `unseen`."""
 
     map_u: np.ndarray
     map_v: np.ndarray
@@ -41,6 +39,7 @@ class GridLookup:
     resolution_m: float
     origin_x_m: float
     origin_y_m: float
+    _index_by_shape: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def for_camera(cls, camera: CameraModel, settings: GeometrySettings) -> GridLookup:
@@ -56,22 +55,27 @@ class GridLookup:
             xx.shape + (2,)
         )
         seen &= np.hypot(back[..., 0] - xx, back[..., 1] - yy) <= settings.grid_resolution_m
-        pixels[~seen] = UNSEEN
-        map_u, map_v = pixels[..., 0].astype(np.float32), pixels[..., 1].astype(np.float32)
-        return cls(map_u, map_v, ~seen, settings.grid_resolution_m, origin_x, origin_y)
+        pixels[~seen] = 0.0
+        return cls(pixels[..., 0], pixels[..., 1], ~seen, settings.grid_resolution_m, origin_x, origin_y)
 
     def grid(self, drivable_mask: np.ndarray, image_size: tuple[int, int]) -> DrivableGrid:
         """Occupancy from a drivable mask of the image (nonzero = drivable; `image_size` = calibrated width,
         height; any mask size)."""
-        scale_u, scale_v = drivable_mask.shape[1] / image_size[0], drivable_mask.shape[0] / image_size[1]
-        map_u, map_v = self.map_u, self.map_v
-        if scale_u != 1 or scale_v != 1:
-            map_u = np.where(self.unseen, UNSEEN, (map_u + 0.5) * scale_u - 0.5).astype(np.float32)
-            map_v = np.where(self.unseen, UNSEEN, (map_v + 0.5) * scale_v - 0.5).astype(np.float32)
-        looked_up = cv2.remap(drivable_mask, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
-        data = OCCUPANCY[looked_up]
-        data[self.unseen] = UNKNOWN
+        looked_up = np.take(drivable_mask.ravel(), self.mask_index(drivable_mask.shape, image_size))
+        data = np.take(OCCUPANCY, looked_up)
+        np.putmask(data, self.unseen, UNKNOWN)
         return DrivableGrid(data, self.resolution_m, self.origin_x_m, self.origin_y_m)
+
+    def mask_index(self, mask_shape: tuple[int, int], image_size: tuple[int, int]) -> np.ndarray:
+        """Flat index into a mask of `mask_shape` of the pixel nearest each cell's (unseen cells: 0), computed
+        once per mask shape: one gather per frame instead of a remap."""
+        if mask_shape not in self._index_by_shape:
+            scale_u, scale_v = mask_shape[1] / image_size[0], mask_shape[0] / image_size[1]
+            u = np.clip(np.floor((self.map_u + 0.5) * scale_u), 0, mask_shape[1] - 1)
+            v = np.clip(np.floor((self.map_v + 0.5) * scale_v), 0, mask_shape[0] - 1)
+            index = np.where(self.unseen, 0, v.astype(np.intp) * mask_shape[1] + u.astype(np.intp))
+            self._index_by_shape[mask_shape] = index
+        return self._index_by_shape[mask_shape]
 
 
 def drivable_boundaries(grid: DrivableGrid, centre: np.ndarray, step_m: float) -> tuple[np.ndarray, np.ndarray]:

@@ -1,10 +1,10 @@
 """Lane-line instances from a lane mask: row runs -> ground points -> tracked lines -> cubic fits and labels.
 
-Image rows are scanned at ground spacing `row_spacing_m` (near rows are centimetres apart on the ground, so
-scanning all of them would weight the fit to the first metres). Each run of lane pixels in a row becomes one
-ground point at its centre; runs wider than a marking are blobs and dropped, and runs closer than
-`merge_width_m` merge (a double yellow line is one line). Points are tracked from near to far: each line
-predicts its lateral offset at the next row from its local heading, so dashes and short occlusions up to
+Mask rows are scanned at ground spacing `row_spacing_m` (near rows are centimetres apart on the ground, so
+scanning all of them would weight the fit to the first metres), each once (ScanRows). Each run of lane
+pixels in a row becomes one ground point at its centre; runs wider than a marking are blobs and dropped, and
+runs closer than `merge_width_m` merge (a double yellow line is one line). Points are tracked from near to
+far: each line predicts its lateral offset at the next row from its local heading, so dashes and short occlusions up to
 `max_gap_m` (more far away) join into one line; fragments the tracker still splits (a vehicle hiding a line,
 far dashes missing) are joined when their end headings meet. Each line is a cubic fit over its observed range
 with per-point `observed` flags, a confidence and a position label. Settings: road.GeometrySettings.
@@ -12,7 +12,7 @@ with per-point `observed` flags, a confidence and a position label. Settings: ro
 
 from __future__ import annotations
 
-from collections import deque
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -31,16 +31,23 @@ HEADING_WINDOW_M = 8.0  # points this far behind a line's end give its heading
 
 @dataclass
 class ScanRows:
-    """Image rows to scan, and the ground point under every pixel edge of them (`ground` [rows, width + 1, 2],
-    NaN off the ground), so that a frame interpolates instead of undistorting its points."""
+    """Rows of a lane mask to scan, at least `row_spacing_m` apart on the ground, with their image rows `v`
+    (mask-row centres in image pixels) and the ground point under every pixel edge of them (`ground`
+    [rows, width + 1, 2], NaN off the ground), so that a frame interpolates instead of undistorting its
+    points. One mask row is scanned once: image rows that share it would repeat its runs at other ranges."""
 
-    rows: np.ndarray
+    mask_height: int
+    mask_rows: np.ndarray
+    v: np.ndarray
     ground: np.ndarray
 
     @classmethod
-    def for_camera(cls, camera: CameraModel, settings: GeometrySettings) -> ScanRows:
-        all_rows = np.arange(camera.height)
-        centre = np.stack([np.full(camera.height, (camera.width - 1) / 2), all_rows], axis=1)
+    def for_camera(cls, camera: CameraModel, settings: GeometrySettings, mask_height: int | None = None) -> ScanRows:
+        """Scan rows of masks `mask_height` rows high (default the image's) covering the calibrated image."""
+        mask_height = mask_height or camera.height
+        all_rows = np.arange(mask_height)
+        all_v = (all_rows + 0.5) * (camera.height / mask_height) - 0.5
+        centre = np.stack([np.full(mask_height, (camera.width - 1) / 2), all_v], axis=1)
         x = camera.pixel_to_ground(centre, settings.max_range_m)[:, 0]
         chosen, last = [], np.inf
         for row in all_rows[::-1]:  # bottom (near) to top (far)
@@ -48,12 +55,10 @@ class ScanRows:
                 chosen.append(row)
                 last = x[row]
         rows = np.array(chosen[::-1], np.int64)
-        if len(rows) == 0:  # the camera sees no ground within range (it looks up): no lane points
-            return cls(rows, np.zeros((0, camera.width + 1, 2)))
         edges = np.arange(camera.width + 1) - 0.5
-        u, v = np.meshgrid(edges, rows.astype(np.float64))
+        u, v = np.meshgrid(edges, all_v[rows])
         ground = camera.pixel_to_ground(np.stack([u.ravel(), v.ravel()], 1), settings.max_range_m)
-        return cls(rows, ground.reshape(len(rows), camera.width + 1, 2))
+        return cls(mask_height, rows, all_v[rows], ground.reshape(len(rows), camera.width + 1, 2))
 
     def ground_at(self, scan_index: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Ground points [N, 2] at image column `u` (pixel-centre coordinates) of the scanned rows."""
@@ -90,18 +95,24 @@ def lane_points(
     settings: GeometrySettings,
     probability: np.ndarray | None = None,
 ) -> GroundPoints:
-    """One ground point per lane-mask run on the scanned rows; the mask may be at any resolution of the image."""
-    scale_u, scale_v = camera.width / lane_mask.shape[1], camera.height / lane_mask.shape[0]
-    mask_rows = np.minimum(((scan.rows + 0.5) / scale_v).astype(np.int64), lane_mask.shape[0] - 1)
-    run_row, first, last = row_runs(lane_mask[mask_rows])
-    v = scan.rows[run_row].astype(np.float64)
-    # outer edges of each run in image pixels (pixel centres at integers, as OpenCV's)
-    ends = np.stack([first * scale_u - 0.5, (last + 1.0) * scale_u - 0.5], axis=1)
-    ground = np.stack([scan.ground_at(run_row, u) for u in (ends.mean(1), ends[:, 0], ends[:, 1])])
+    """One ground point per lane-mask run on the scanned rows; the mask may be at any resolution of the image
+    (`scan` is for its height)."""
+    if lane_mask.shape[0] != scan.mask_height:
+        raise ValueError(f"lane mask of {lane_mask.shape[0]} rows, scan rows for {scan.mask_height}")
+    scale_u = camera.width / lane_mask.shape[1]
+    run_row, first, last = row_runs(lane_mask[scan.mask_rows])
+    # outer edges of each run in image pixels (pixel centres at integers, as OpenCV's), and its centre
+    left, right = first * scale_u - 0.5, (last + 1.0) * scale_u - 0.5
+    centre = (left + right) / 2
+    ground = scan.ground_at(np.tile(run_row, 3), np.concatenate([centre, left, right])).reshape(3, len(centre), 2)
     width = np.abs(ground[1, :, 1] - ground[2, :, 1])
     keep = np.isfinite(ground[0]).all(1) & (width <= settings.max_marking_width_m)
-    prob = _probability_at(probability, ends.mean(1), v, camera) if probability is not None else np.ones(len(v))
-    points = GroundPoints(ground[0][keep], prob[keep], run_row[keep])
+    run_row, centre = run_row[keep], centre[keep]
+    if probability is None:
+        prob = np.ones(len(run_row))
+    else:
+        prob = _probability_at(probability, centre, scan.v[run_row], camera)
+    points = GroundPoints(ground[0][keep], prob, run_row)
     return _merge_close(points, settings.merge_width_m)
 
 
@@ -128,33 +139,42 @@ def _merge_close(points: GroundPoints, merge_width: float) -> GroundPoints:
 
 
 class _Track:
-    """A line being followed: its points, and a least-squares heading over the last HEADING_WINDOW_M metres."""
+    """A line being followed: its points, a least-squares heading over the last HEADING_WINDOW_M metres (running
+    sums over the points from `window_start` on), and the farthest x at which it may still take a point
+    (`reach_x`: the gap it bridges grows with range)."""
 
-    __slots__ = ("indices", "window", "sums", "heading", "last_x", "last_y")
+    __slots__ = ("indices", "window_start", "sums", "heading", "last_x", "last_y", "reach_x", "max_gap")
 
-    def __init__(self, index: int, x: float, y: float) -> None:
+    def __init__(self, index: int, x: float, y: float, max_gap: float) -> None:
         self.indices = [index]
-        self.window: deque[tuple[float, float]] = deque([(x, y)])
+        self.window_start = 0
         self.sums = [x, y, x * x, x * y]  # over the window
         self.heading = 0.0
+        self.max_gap = max_gap
         self.last_x, self.last_y = x, y
+        # far rows see metres of ground each and miss most thin dashes
+        self.reach_x = x + max(max_gap, GAP_PER_RANGE * x)
 
-    def add(self, index: int, x: float, y: float) -> None:
+    def add(self, index: int, xs: list[float], ys: list[float]) -> None:
+        x, y = xs[index], ys[index]
         self.indices.append(index)
         self.last_x, self.last_y = x, y
-        self.window.append((x, y))
+        self.reach_x = x + max(self.max_gap, GAP_PER_RANGE * x)
         sums = self.sums
         sums[0] += x
         sums[1] += y
         sums[2] += x * x
         sums[3] += x * y
-        while self.window[0][0] < x - HEADING_WINDOW_M:
-            old_x, old_y = self.window.popleft()
+        indices, start = self.indices, self.window_start
+        while xs[indices[start]] < x - HEADING_WINDOW_M:
+            old_x, old_y = xs[indices[start]], ys[indices[start]]
             sums[0] -= old_x
             sums[1] -= old_y
             sums[2] -= old_x * old_x
             sums[3] -= old_x * old_y
-        n = len(self.window)
+            start += 1
+        self.window_start = start
+        n = len(indices) - start
         sx, sy, sxx, sxy = sums
         spread = n * sxx - sx * sx
         if n >= 3 and spread > n * n * 0.1:  # the window spans about a metre or more
@@ -166,25 +186,24 @@ def track_lines(points: GroundPoints, settings: GeometrySettings) -> list[np.nda
     hundred points, and per-point numpy calls would cost more than the arithmetic)."""
     tracks: list[_Track] = []
     live: list[_Track] = []
-    rows = points.row.tolist()
     xs, ys = points.xy[:, 0].tolist(), points.xy[:, 1].tolist()
-    by_row: dict[int, list[int]] = {}
-    for index, row in enumerate(rows):
-        by_row.setdefault(row, []).append(index)
-    for row in sorted(by_row, reverse=True):  # scan rows are indexed far to near: walk them near first
-        candidates = by_row[row]
-        x = xs[candidates[0]]
-        # far rows see metres of ground each and miss most thin dashes: the bridged gap grows with range
-        live = [t for t in live if x - t.last_x <= max(settings.max_gap_m, GAP_PER_RANGE * t.last_x)]
-        taken = _associate(candidates, live, xs, ys)
-        started = [_Track(i, xs[i], ys[i]) for i in candidates if i not in taken]
+    # points are grouped by scan row, which is indexed far to near: walk the groups near first
+    bounds = [0, *(np.flatnonzero(np.diff(points.row)) + 1).tolist(), len(xs)]
+    for start, stop in reversed(list(zip(bounds[:-1], bounds[1:]))):
+        if start == stop:
+            continue
+        x = xs[start]
+        live = [t for t in live if x <= t.reach_x]
+        taken = _associate(range(start, stop), live, xs, ys)
+        started = [_Track(i, xs[i], ys[i], settings.max_gap_m) for i in range(start, stop) if i not in taken]
         tracks += started
         live += started
     return [np.array(t.indices) for t in tracks]
 
 
-def _associate(candidates: list[int], live: list[_Track], xs: list[float], ys: list[float]) -> set[int]:
-    """Give each live track its nearest candidate within the lateral gate, closest pairs first."""
+def _associate(candidates: range, live: list[_Track], xs: list[float], ys: list[float]) -> set[int]:
+    """Give each live track its nearest candidate within the lateral gate, closest pairs first (ties: the
+    earlier track, then the earlier candidate). Inlined arithmetic: this runs for every scan row."""
     pairs = []
     for k, track in enumerate(live):
         last_x, last_y, heading = track.last_x, track.last_y, track.heading
@@ -196,28 +215,41 @@ def _associate(candidates: list[int], live: list[_Track], xs: list[float], ys: l
                 pairs.append((error, k, i))
     if not pairs:
         return set()
-    pairs.sort()
+    if len(pairs) > 1:
+        pairs.sort()
     used_tracks, taken = set(), set()
     for _, k, i in pairs:
         if k not in used_tracks and i not in taken:
             used_tracks.add(k)
             taken.add(i)
-            live[k].add(i, xs[i], ys[i])
+            live[k].add(i, xs, ys)
     return taken
 
 
-def _end_fit(xy: np.ndarray, at_end: bool) -> tuple[float, float, float]:
-    """(x, y, heading) at one end of a fragment, from a line fitted to its last HEADING_WINDOW_M metres."""
-    if len(xy) < 3:  # a lone far point: its position, no heading
-        point = xy[np.argmax(xy[:, 0]) if at_end else np.argmin(xy[:, 0])]
-        return float(point[0]), float(point[1]), 0.0
-    x = xy[:, 0]
-    end = x.max() if at_end else x.min()
-    near = xy[np.abs(x - end) <= HEADING_WINDOW_M]
-    dx = near[:, 0] - near[:, 0].mean()
-    spread = float(dx @ dx)
-    slope = float(dx @ (near[:, 1] - near[:, 1].mean())) / spread if spread > 0.25 else 0.0
-    return float(end), float(near[:, 1].mean() + slope * (end - near[:, 0].mean())), slope
+def _fragment_ends(xy: np.ndarray, tracks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y, heading) [T, 3] at the far end and at the near end of each fragment, each from a line fitted to
+    the HEADING_WINDOW_M metres there; a fragment of fewer than 3 points gives its end points and no heading.
+    All fragments at once: a frame has a handful, and per-fragment numpy calls would cost more than the
+    arithmetic."""
+    lengths = np.array([len(t) for t in tracks])
+    owner = np.repeat(np.arange(len(tracks)), lengths)
+    points = xy[np.concatenate(tracks)]
+    x, y = points[:, 0], points[:, 1]
+    first = np.cumsum(lengths) - lengths
+    sides = []
+    for end in (np.maximum.reduceat(x, first), np.minimum.reduceat(x, first)):
+        near = (np.abs(x - end[owner]) <= HEADING_WINDOW_M).astype(np.float64)
+        count = np.bincount(owner, near)
+        mean_x, mean_y = np.bincount(owner, near * x) / count, np.bincount(owner, near * y) / count
+        dx = (x - mean_x[owner]) * near
+        spread = np.bincount(owner, dx * dx)
+        slope = np.where(spread > 0.25, np.bincount(owner, dx * (y - mean_y[owner])) / np.maximum(spread, 0.25), 0.0)
+        sides.append(np.stack([end, mean_y + slope * (end - mean_x), slope], 1))
+    for k in np.flatnonzero(lengths < 3):  # a lone far point: its position, no heading
+        stretch = points[first[k] : first[k] + lengths[k]]
+        for side, pick in zip(sides, (np.argmax, np.argmin)):
+            side[k] = *stretch[pick(stretch[:, 0])], 0.0
+    return sides[0], sides[1]
 
 
 def join_fragments(xy: np.ndarray, tracks: list[np.ndarray], settings: GeometrySettings) -> list[np.ndarray]:
@@ -225,8 +257,9 @@ def join_fragments(xy: np.ndarray, tracks: list[np.ndarray], settings: GeometryS
     B continues A when it starts where A ends or later and each one's end heading meets the other's end.
     The closest such pair joins first, until none is left."""
     tracks = list(tracks)
-    ends = np.array([_end_fit(xy[t], True) for t in tracks]).reshape(-1, 3)  # A side: x, y, heading at the end
-    starts = np.array([_end_fit(xy[t], False) for t in tracks]).reshape(-1, 3)  # B side: at the start
+    if len(tracks) < 2:
+        return tracks
+    ends, starts = _fragment_ends(xy, tracks)  # A side: x, y, heading at the end; B side: at the start
     while len(tracks) > 1:
         gap = starts[None, :, 0] - ends[:, None, 0]
         forward = ends[:, None, 1] + ends[:, None, 2] * gap - starts[None, :, 1]
@@ -242,22 +275,22 @@ def join_fragments(xy: np.ndarray, tracks: list[np.ndarray], settings: GeometryS
             break
         a, b = np.unravel_index(np.argmin(np.where(allowed, error, np.inf)), error.shape)
         tracks[a] = np.concatenate([tracks[a], tracks[b]])
-        ends[a], starts[a] = _end_fit(xy[tracks[a]], True), _end_fit(xy[tracks[a]], False)
+        (ends[a],), (starts[a],) = _fragment_ends(xy, [tracks[a]])
         keep = np.arange(len(tracks)) != b
         tracks, ends, starts = [t for t, k in zip(tracks, keep) if k], ends[keep], starts[keep]
     return tracks
 
 
-def _polyfit(xy: np.ndarray, degree: int) -> np.ndarray:
+def _polyfit(x: np.ndarray, y: np.ndarray, degree: int) -> np.ndarray:
     """Least-squares coefficients c0..c_degree of y(x), solved in x / max|x| so the system stays conditioned
     (normal equations; lstsq when points on only a few distinct x, as joined fragments can be, leave them
     singular)."""
-    scale = float(np.abs(xy[:, 0]).max())
-    vandermonde = (xy[:, :1] / scale) ** np.arange(degree + 1)
+    scale = float(np.abs(x).max())
+    vandermonde = (x[:, None] / scale) ** np.arange(degree + 1)
     try:
-        solved = np.linalg.solve(vandermonde.T @ vandermonde, vandermonde.T @ xy[:, 1])
+        solved = np.linalg.solve(vandermonde.T @ vandermonde, vandermonde.T @ y)
     except np.linalg.LinAlgError:
-        solved = np.linalg.lstsq(vandermonde, xy[:, 1], rcond=None)[0]
+        solved = np.linalg.lstsq(vandermonde, y, rcond=None)[0]
     return solved / scale ** np.arange(degree + 1)
 
 
@@ -265,35 +298,41 @@ def fit_line(xy: np.ndarray, probability: np.ndarray, settings: GeometrySettings
     """Cubic fit over the observed x range (lower degree on short lines), refitted once without the points
     farther than OUTLIER_M from the first fit (a far point of a neighbouring line); None for blobs and faint
     lines. Range, confidence and `observed` describe the points of the final fit."""
-    if len(xy) < settings.min_line_points or float(probability.mean()) < settings.min_confidence:
+    if len(xy) < settings.min_line_points or float(probability.sum()) / len(xy) < settings.min_confidence:
         return None
-    fitted = _fit(xy, settings)
+    x, y = xy[:, 0], xy[:, 1]
+    fitted = _fit(x, y, settings)
     if fitted is None:
         return None
-    inliers = np.abs(polynomial(fitted, xy[:, 0]) - xy[:, 1]) <= OUTLIER_M
+    inliers = np.abs(polynomial(fitted, x) - y) <= OUTLIER_M
     if not inliers.all():
-        xy, probability = xy[inliers], probability[inliers]
-        fitted = _fit(xy, settings) if len(xy) >= settings.min_line_points else None
+        x, y, probability = x[inliers], y[inliers], probability[inliers]
+        fitted = _fit(x, y, settings) if len(x) >= settings.min_line_points else None
         if fitted is None:
             return None
-    x_min, x_max = float(xy[:, 0].min()), float(xy[:, 0].max())
-    coefficients = tuple(float(c) for c in np.pad(fitted, (0, 4 - len(fitted))))
-    samples = np.append(np.arange(x_min, x_max, settings.path_step_m), x_max)
-    points = np.stack([samples, polynomial(coefficients, samples)], 1)
-    seen = np.sort(xy[:, 0])
-    after = np.clip(np.searchsorted(seen, samples), 0, len(seen) - 1)
-    nearest = np.minimum(np.abs(samples - seen[after]), np.abs(samples - seen[np.maximum(after - 1, 0)]))
-    observed = nearest <= OBSERVED_REACH_M
-    return LaneLine(points, coefficients, (x_min, x_max), float(probability.mean()), "other", observed)
+    seen = np.sort(x)
+    x_min, x_max = float(seen[0]), float(seen[-1])
+    coefficients = tuple(fitted.tolist()) + (0.0,) * (4 - len(fitted))
+    # every path_step_m from x_min, and x_max (np.arange's count, one more slot for the end)
+    samples = x_min + settings.path_step_m * np.arange(math.ceil((x_max - x_min) / settings.path_step_m) + 1)
+    samples[-1] = x_max
+    points = np.empty((len(samples), 2))
+    points[:, 0], points[:, 1] = samples, polynomial(coefficients, samples)
+    # a sample is observed when a seen point lies within OBSERVED_REACH_M of it
+    observed = np.searchsorted(seen, samples + OBSERVED_REACH_M, "right") > np.searchsorted(
+        seen, samples - OBSERVED_REACH_M, "left"
+    )
+    confidence = float(probability.sum()) / len(probability)
+    return LaneLine(points, coefficients, (x_min, x_max), confidence, "other", observed)
 
 
-def _fit(xy: np.ndarray, settings: GeometrySettings) -> np.ndarray | None:
+def _fit(x: np.ndarray, y: np.ndarray, settings: GeometrySettings) -> np.ndarray | None:
     """Coefficients of the degree the observed span allows (1 below 10 m, 2 below 25 m, else 3); None when the
     line is shorter than min_line_length_m."""
-    span = float(np.ptp(xy[:, 0]))
+    span = float(x.max() - x.min())
     if span < settings.min_line_length_m:
         return None
-    return _polyfit(xy, 1 if span < 10 else 2 if span < 25 else 3)
+    return _polyfit(x, y, 1 if span < 10 else 2 if span < 25 else 3)
 
 
 def label_lines(lines: list[LaneLine], settings: GeometrySettings) -> list[LaneLine]:

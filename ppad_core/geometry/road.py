@@ -29,7 +29,7 @@ class GeometrySettings:
     grid_x_min_m: float = 0.0
     grid_x_max_m: float = 60.0
     grid_y_half_width_m: float = 20.0
-    row_spacing_m: float = 0.25  # image rows scanned for lane points at least this far apart on the ground
+    row_spacing_m: float = 0.5  # image rows scanned for lane points at least this far apart on the ground
     max_marking_width_m: float = 0.6  # wider lane-mask runs are blobs, not paint
     merge_width_m: float = 0.5  # runs closer than this in one row are one line (double yellow)
     min_line_points: int = 6
@@ -55,8 +55,9 @@ class GeometrySettings:
 def polynomial(coefficients, x: np.ndarray | float) -> np.ndarray:
     """c0 + c1 x + c2 x^2 + ... at x (Horner)."""
     x = np.asarray(x, np.float64)
-    y = np.zeros_like(x)
-    for c in reversed(tuple(coefficients)):
+    *rest, last = coefficients
+    y = np.full_like(x, last)
+    for c in reversed(rest):
         y = y * x + c
     return y
 

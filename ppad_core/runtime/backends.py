@@ -1,5 +1,5 @@
-"""Inference backends behind the Predictor: PyTorch (eager, fused, channels-last, bf16/fp16, CUDA graphs) and ONNX
-Runtime.
+"""Inference backends behind the Predictor: PyTorch (eager, fused, channels-last, bf16/fp16, CUDA graphs), ONNX
+Runtime and OpenVINO.
 
 Every backend takes a uint8 RGB batch [B, 3, H, W] (numpy) and returns float32 numpy arrays `boxes`
 [B, Q, 4] (normalised cx, cy, w, h), `scores` [B, Q, C] and `seg_logits` [B, 2, H, W].
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import logging
+import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -179,6 +182,85 @@ class OnnxRuntimeBackend:
         batch = images.astype(np.float32) * np.float32(1 / 255)
         outputs = self.session.run(list(OUTPUT_NAMES), {self.input_name: batch})
         return dict(zip(OUTPUT_NAMES, outputs))
+
+
+class OpenVinoBackend:
+    """OpenVINO on the CPU, latency hint, `torch.get_num_threads()` threads, reading the same fp32 ONNX export as
+    ONNX Runtime. One static-shape compile per batch size (a dynamic batch dimension runs slower on the CPU plugin),
+    the first at batch 1 here, others on first use; each compiled model is cached on disk in `cache_dir`, a folder
+    per ONNX file digest, OpenVINO version and precision inside `options.openvino_cache_dir()`. `loaded_from_cache`
+    says, per batch size, whether its compile was read back from that cache."""
+
+    def __init__(self, onnx_path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> None:
+        import openvino as ov
+
+        options = dataclasses.replace(options, backend="openvino").validate()
+        self.onnx_path = Path(onnx_path)
+        self.precision = options.precision
+        version = re.sub(r"[^\w.-]+", "_", ov.get_version())
+        self.cache_dir = options.openvino_cache_dir() / file_digest(self.onnx_path) / version / self.precision
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.core = ov.Core()
+        self.model = self.core.read_model(str(self.onnx_path))
+        self.input_name = self.model.inputs[0].get_any_name()
+        self.properties = {
+            "CACHE_DIR": str(self.cache_dir),
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+            "INFERENCE_PRECISION_HINT": "f32",  # not the CPU's default, which is bf16 where it has AVX512-BF16/AMX
+        }
+        self.requests: dict[int, tuple] = {}
+        self.loaded_from_cache: dict[int, bool] = {}
+        self._lock = threading.Lock()  # one infer request per batch size: calls take turns
+        self._request(1)
+        self.description = f"openvino {self.onnx_path.name} on CPU {self.precision}"
+
+    def _request(self, batch: int) -> tuple:
+        """The infer request and output ports compiled for `batch` images (compiled or read from the cache now if
+        this batch size is new)."""
+        if batch not in self.requests:
+            model = self.model.clone()
+            model.reshape({self.input_name: [batch, *self._image_shape()]})
+            compiled = self.core.compile_model(model, "CPU", self.properties)
+            self.loaded_from_cache[batch] = bool(compiled.get_property("LOADED_FROM_CACHE"))
+            outputs = [compiled.output(name) for name in OUTPUT_NAMES]
+            self.requests[batch] = (compiled.create_infer_request(), outputs)
+            log.info(
+                "openvino: batch %d of %s %s (%s)",
+                batch,
+                self.onnx_path,
+                "read from the compiled-model cache" if self.loaded_from_cache[batch] else "compiled",
+                self.cache_dir,
+            )
+        return self.requests[batch]
+
+    def _image_shape(self) -> list[int]:
+        return [dim.get_length() for dim in list(self.model.inputs[0].get_partial_shape())[1:]]
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        batch = images.astype(np.float32) * np.float32(1 / 255)
+        with self._lock:
+            request, outputs = self._request(len(batch))
+            # the input is shared, not copied; the outputs are copies, which the next call leaves alone
+            results = request.infer({0: batch}, share_inputs=True)
+        return {name: results[port] for name, port in zip(OUTPUT_NAMES, outputs)}
+
+
+def file_digest(path: str | Path) -> str:
+    """The first 16 hex digits of a file's SHA-256: the name of a cache folder that only this content fills."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+ONNX_BACKENDS = {"onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend}
+
+
+def onnx_backend(onnx_path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> Backend:
+    """The backend `options.backend` names for an exported graph; ONNX Runtime when that is torch."""
+    return ONNX_BACKENDS.get(options.backend, OnnxRuntimeBackend)(onnx_path, options)
 
 
 def _gpu_providers(available: list[str]) -> list[str]:

@@ -18,9 +18,10 @@ from typing import Any
 from ppad_core.image import RESIZE_MODES
 from ppad_core.model.config import ModelConfig
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-BACKEND_PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8")}
+BACKEND_PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8"), "openvino": ("fp32",)}
+CPU_ONLY_BACKENDS = ("openvino",)  # OpenVINO's GPU plugin drives Intel GPUs, not the CUDA devices `device` names
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 CHECKPOINT_SCORE_THRESHOLD = -1.0  # score_threshold below 0: the checkpoint's own
 CHECKPOINT_INPUT_SIZE = 0  # an input_size entry of 0: the checkpoint's own
@@ -55,11 +56,16 @@ def _knob(default: Any, help: str, **kwargs: Any) -> Any:
 class RuntimeOptions:
     """Every runtime knob. Sentinel defaults (-1 score threshold, 0 input size) mean "the checkpoint's"."""
 
-    backend: str = _knob("torch", "inference backend", choices=BACKENDS, flag="--backend")
-    device: str = _knob("cpu", "cpu, cuda or cuda:N", flag="--device")
+    backend: str = _knob(
+        "torch",
+        "inference backend; onnxruntime and openvino run the checkpoint's ONNX export",
+        choices=BACKENDS,
+        flag="--backend",
+    )
+    device: str = _knob("cpu", "cpu, cuda or cuda:N (torch, onnxruntime); openvino runs on cpu", flag="--device")
     precision: str = _knob(
         "fp32",
-        "fp32; bf16 (CPU with AVX512-BF16/AMX) or fp16 (CUDA) with torch; int8 with onnxruntime",
+        "fp32 (every backend); bf16 (CPU with AVX512-BF16/AMX) or fp16 (CUDA) with torch; int8 with onnxruntime",
         choices=PRECISIONS,
         flag="--precision",
     )
@@ -88,8 +94,8 @@ class RuntimeOptions:
     )
     onnx_cache: str = _knob(
         "",
-        "folder where onnxruntime keeps the ONNX export of a checkpoint directory; empty: "
-        "$XDG_CACHE_HOME/ppad/onnx (~/.cache/ppad/onnx)",
+        "folder where onnxruntime and openvino keep the ONNX export of a checkpoint directory, and openvino its "
+        "compiled models (under openvino/); empty: $XDG_CACHE_HOME/ppad/onnx (~/.cache/ppad/onnx)",
         flag="--onnx-cache",
     )
     fuse: bool = _knob(True, "torch: fold Conv+BN and merge RepConv (false: the eager benchmark baseline)", node=False)
@@ -106,6 +112,12 @@ class RuntimeOptions:
             raise OptionError(
                 "precision",
                 f"precision={self.precision!r} is not available with the {self.backend} backend ({', '.join(allowed)})",
+            )
+        if self.backend in CPU_ONLY_BACKENDS and self.device != "cpu":
+            raise OptionError(
+                "device",
+                f"device={self.device!r} is not available with the {self.backend} backend (cpu only); "
+                "torch and onnxruntime run on CUDA",
             )
         if self.precision == "fp16" and not self.on_cuda:
             raise OptionError("precision", "precision='fp16' needs a CUDA device; on CPU use bf16 (or fp32)")
@@ -149,6 +161,10 @@ class RuntimeOptions:
         if self.onnx_cache:
             return Path(self.onnx_cache)
         return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ppad" / "onnx"
+
+    def openvino_cache_dir(self) -> Path:
+        """Where the openvino backend keeps compiled models: `openvino/` inside `onnx_cache_dir()`."""
+        return self.onnx_cache_dir() / "openvino"
 
     @classmethod
     def from_args(cls, namespace: argparse.Namespace, **overrides: Any) -> RuntimeOptions:

@@ -16,7 +16,7 @@ from ppad_core.image import InputTransform, resize_to_input
 from ppad_core.model.checkpoint import load_checkpoint
 from ppad_core.model.config import ModelConfig
 from ppad_core.model.rmt_ppad import RMTPPAD
-from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend, check_hardware
+from ppad_core.runtime.backends import Backend, TorchBackend, check_hardware, onnx_backend
 from ppad_core.runtime.export import onnx_model_config, resolve_onnx
 from ppad_core.runtime.options import DEFAULT_OPTIONS, RuntimeOptions
 
@@ -70,14 +70,15 @@ class Predictor:
 
     @classmethod
     def from_onnx(cls, onnx_path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> Predictor:
-        """An exported graph through ONNX Runtime; its input size is fixed (see RuntimeOptions.model_config)."""
+        """An exported graph through OpenVINO when `options.backend` says so, else ONNX Runtime; its input size is
+        fixed (see RuntimeOptions.model_config)."""
         config = options.model_config(onnx_model_config(onnx_path), fixed_size=True)
-        return cls(OnnxRuntimeBackend(onnx_path, options), config, options)
+        return cls(onnx_backend(onnx_path, options), config, options)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> Predictor:
-        """A checkpoint directory (or, with onnxruntime, an .onnx file) run as `options` say; with onnxruntime a
-        checkpoint's fp32 graph is exported into `options.onnx_cache_dir()` on first use."""
+        """A checkpoint directory (or, with onnxruntime or openvino, an .onnx file) run as `options` say; with
+        onnxruntime or openvino a checkpoint's fp32 graph is exported into `options.onnx_cache_dir()` on first use."""
         check_hardware(options.validate())
         if options.backend == "torch":
             return cls.from_model(load_checkpoint(path)[0], options)
