@@ -6,9 +6,11 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 
 import cv2
 import numpy as np
+import openvino
 import pytest
 import torch
 import yaml
@@ -17,7 +19,8 @@ from ppad_core.data.synth import render_scene
 from ppad_core.image import letterbox_to_input
 from ppad_core.model.checkpoint import load_checkpoint
 from ppad_core.model.config import ModelConfig
-from ppad_core.runtime.backends import TorchBackend
+from ppad_core.runtime import benchmark
+from ppad_core.runtime.backends import TorchBackend, cpu_supports_bf16
 from ppad_core.runtime.benchmark import bench_calibration, build_predictor, default_variants, load_for_bench
 from ppad_core.runtime.export import (
     calibration_dir,
@@ -235,6 +238,9 @@ def test_cli_bench_reports_every_variant_with_ratios_and_floor(tmp_path):
         "eager",
         "fused fp32",
         "onnxruntime",
+        "openvino",
+        "--floor-seconds",
+        "0.1",
         "--json",
         str(out),
         "--markdown",
@@ -242,21 +248,82 @@ def test_cli_bench_reports_every_variant_with_ratios_and_floor(tmp_path):
     )
     result = json.loads(out.read_text())
     rows = result["rows"]
-    assert [r["variant"] for r in rows[:3]] == [
-        "torch eager fp32",
+    assert [r["variant"] for r in rows[:5]] == [
+        "torch eager fp32",  # the official-implementation-style baseline stays first
         "torch fused fp32",
         "torch fused fp32 channels-last",
+        "onnxruntime fp32",
+        "openvino fp32",
     ]
-    assert len(rows) == 8 and {r["model"] for r in rows} == {"tiny", "demo"}
+    assert len(rows) == 10 and {r["model"] for r in rows} == {"tiny", "demo"}
     assert rows[0]["speedup_vs_baseline"] == 1.0
-    rate = result["matmul_gflops"]["fp32"] * 1e9
+    fp32 = result["floor_rates"]["fp32"]
+    kernels = fp32["kernels"]  # every fp32 engine that has a row here was measured; the floor takes the best
+    assert {name.split()[0] for name in kernels} == {"torch", "onnxruntime", "openvino"}
+    assert any(n.startswith("torch") and "matmul" in n for n in kernels)
+    assert any(n.startswith("torch") and "conv1x1" in n for n in kernels)
+    assert fp32["gflops"] == max(kernels.values()) > 0 and kernels[fp32["kernel"]] == fp32["gflops"]
     for row in rows:
-        assert row["floor_ms"] == pytest.approx(2 * row["macs"] / rate * 1e3, rel=1e-6)
-        assert row["inference_ms"]["median"] > 0 and row["throughput_b2_fps"] > 0
+        assert row["floor_rate_gflops"] == fp32["gflops"] and row["floor_kernel"] == fp32["kernel"]
+        assert row["floor_ms"] == pytest.approx(2 * row["macs"] / (row["floor_rate_gflops"] * 1e9) * 1e3, rel=1e-6)
+        assert row["over_floor"] == pytest.approx(row["inference_ms"]["median"] / row["floor_ms"])
+        assert math.isfinite(row["inference_ms"]["median"]) and row["inference_ms"]["median"] > 0
+        assert row["throughput_b2_fps"] > 0
         assert row["speedup_vs_baseline"] == pytest.approx(rows[0]["total_ms"]["median"] / row["total_ms"]["median"])
+        for key in ("minor_faults_per_call", "major_faults_per_call", "user_ms_per_call", "sys_ms_per_call"):
+            assert isinstance(row[key], float) and row[key] >= 0, (key, row[key])
     demo = next(r for r in rows if r["model"] == "demo")
     assert demo["input_size"] == [256, 448] and demo["parameters"] == 1_927_379
-    assert "| demo | torch eager fp32 | 256x448 |" in markdown.read_text()
+    assert result["machine"]["openvino"] == openvino.get_version().split("-")[0]
+    table = markdown.read_text()
+    assert "| demo | torch eager fp32 | 256x448 |" in table and "| demo | openvino fp32 | 256x448 |" in table
+    assert f"fp32 {fp32['gflops']:.0f} GFLOP/s ({fp32['kernel']}" in table
+    assert "faults/call minor/major | user/sys ms/call | floor ms | x floor |" in table
+    if not cpu_supports_bf16():
+        assert result["floor_rates"]["bf16"]["gflops"] is None and "bf16: no floor (this CPU has no" in table
+
+
+class _FakeRates:
+    """Stands in for the timed kernels: a fixed rate per kernel and type, so no test depends on this machine."""
+
+    torch_rates = {torch.float32: (200e9, 480e9), torch.bfloat16: (700e9, 890e9)}  # (matmul, conv)
+
+    def __init__(self, monkeypatch, bf16: bool) -> None:
+        self.calls: list[str] = []
+        monkeypatch.setattr(benchmark, "cpu_supports_bf16", lambda: bf16)
+        monkeypatch.setattr(benchmark, "matmul_rate", lambda device, dtype, **_: self._call("mm", dtype, 0))
+        monkeypatch.setattr(benchmark, "conv_rate", lambda device, dtype, **_: self._call("conv", dtype, 1))
+        monkeypatch.setattr(
+            benchmark, "onnxruntime_conv_rate", lambda precision, **_: self._call(f"ort-{precision}", None, 0)
+        )
+        monkeypatch.setattr(benchmark, "openvino_conv_rate", lambda **_: self._call("ov", None, 0))
+
+    def _call(self, name: str, dtype, index: int) -> float:
+        self.calls.append(name)
+        if dtype is not None:
+            return self.torch_rates[dtype][index]
+        return {"ort-fp32": 300e9, "ort-int8": 1900e9, "ov": 500e9}[name]
+
+
+def test_floor_rates_take_each_precisions_best_engine_and_skip_bf16_without_native_support(monkeypatch):
+    base = RuntimeOptions()
+    variants = default_variants(base, int8=True)
+    bf16 = benchmark.Variant("torch fused bf16", dataclasses.replace(base, precision="bf16").validate())
+
+    fake = _FakeRates(monkeypatch, bf16=False)
+    rates = benchmark.floor_rates("cpu", variants)
+    assert rates["fp32"]["gflops"] == 500 and rates["fp32"]["kernel"].startswith("openvino conv1x1")
+    assert sorted(rates["fp32"]["kernels"].values()) == [200, 300, 480, 500]
+    assert rates["int8"]["gflops"] == 1900 and rates["int8"]["kernel"].startswith("onnxruntime QLinearConv u8s8")
+    assert rates["bf16"]["gflops"] is None and "AVX512-BF16/AMX" in rates["bf16"]["note"]
+    assert "bf16: no floor (this CPU has no AVX512-BF16/AMX" in benchmark.floor_summary(rates)
+    assert fake.calls.count("mm") == 1  # bf16 never measured where it would be emulated
+
+    _FakeRates(monkeypatch, bf16=True)
+    rates = benchmark.floor_rates("cpu", [variants[0], bf16])  # no onnxruntime/openvino row: torch kernels only
+    assert rates["bf16"]["gflops"] == 890 and "conv1x1" in rates["bf16"]["kernel"] and "note" not in rates["bf16"]
+    assert rates["fp32"]["gflops"] == 480 and set(rates) == {"fp32", "bf16"}
+    assert not any(name.startswith(("onnxruntime", "openvino")) for name in rates["fp32"]["kernels"])
 
 
 def _copy_checkpoint(target, provenance_data):
@@ -293,6 +360,8 @@ def test_bench_variants_are_runtime_options_and_share_one_input_size_override(tm
     assert variants[0].label == "torch eager fp32" and not variants[0].options.fuse
     assert all(v.options.input_size == (128, 160) and v.options == v.options.validate() for v in variants)
     assert [v.options.precision for v in variants if v.options.backend == "onnxruntime"] == ["fp32", "int8"]
+    assert [v.label for v in variants if v.options.backend == "openvino"] == ["openvino fp32"]  # CPU only
+    assert not any(v.options.backend == "openvino" for v in default_variants(RuntimeOptions(device="cuda")))
     model = load_for_bench(str(REPO / "test" / "data" / "rmt_ppad_tiny.yaml"))
     frame = render_scene(3, "bench", 0, width=320, height=180).image
     for variant in (variants[1], variants[-1]):  # torch fused fp32 and onnxruntime int8

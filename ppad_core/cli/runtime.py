@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ppad_core.cli.common import _add_runtime_options, _predictor_from_args, add_json_flag, add_json_options, console
 from ppad_core.cli.output import emit, write_json
+from ppad_core.runtime.benchmark import FLOOR_SECONDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,17 +71,27 @@ def _register_bench(sub: argparse._SubParsersAction) -> None:
         help="latency/throughput/memory of teacher and student on every backend, side by side",
         description="Each MODEL (checkpoint directory, or an architecture config for random weights) runs through "
         "every backend variant this device supports: torch eager (unfused, the baseline), fused, channels-last, "
-        "bf16/fp16, onnxruntime (and INT8 with --int8). A 1280x720 frame goes through the full Predictor: "
-        "pre/infer/post latency median and p95, throughput at each batch size, peak memory, parameters, MACs, "
-        "and the physical floor (MACs over the measured matrix-multiply rate).",
+        "bf16 (CPUs with AVX512-BF16/AMX) or fp16 (CUDA), onnxruntime, openvino (CPU) and onnxruntime INT8 with "
+        "--int8. A 1280x720 frame goes through the full Predictor: pre/infer/post latency median and p95, "
+        "throughput at each batch size, peak memory, page faults and user/system CPU time per call (--markdown, "
+        "JSON), parameters, MACs, and the physical floor: MACs over the best rate measured in this run for the "
+        "row's precision (fp32: MKL sgemm and oneDNN / ONNX Runtime / OpenVINO 1x1 convolution; bf16: only on "
+        "CPUs with native bf16; int8: ONNX Runtime QLinearConv).",
     )
     bench.add_argument("models", nargs="+", help="checkpoint directories or config names (first = reference)")
     bench.add_argument("--labels", nargs="+", help="row labels, e.g. teacher student")
-    _add_runtime_options(bench, only=("device", "input_size"))
+    _add_runtime_options(bench, only=("device", "input_size"), exclude=())  # bench may run at another size
     bench.add_argument("--warmup", type=int, default=2, help="warm-up runs (default 2)")
     bench.add_argument("--runs", type=int, default=10, help="timed runs at batch 1 (default 10)")
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="throughput batches (default 1 8)")
     bench.add_argument("--int8", action="store_true", help="include ONNX Runtime INT8 (CPU)")
+    bench.add_argument(
+        "--floor-seconds",
+        type=float,
+        default=FLOOR_SECONDS,
+        help="how long each floor rate (matrix multiply, 1x1 convolution per engine) is measured; the best call "
+        f"counts (default {FLOOR_SECONDS})",
+    )
     bench.add_argument(
         "--calib",
         help="INT8 calibration images (default: each checkpoint's recorded training data, else the benchmark frame)",
@@ -131,7 +142,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ppad_core.data.synth import render_scene
-    from ppad_core.runtime.benchmark import markdown_table, run_benchmark
+    from ppad_core.runtime.benchmark import floor_summary, markdown_table, run_benchmark
     from ppad_core.runtime.options import RuntimeOptions
 
     labels = args.labels or [Path(m).name for m in args.models]
@@ -149,11 +160,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
             batch_sizes=tuple(args.batch_sizes),
             on_row=lambda row: _bench_row(table, row),
             calibration=args.calib,
+            floor_seconds=args.floor_seconds,
         )
     final = _bench_table()
     for row in result["rows"]:
         _bench_row(final, row, ratios=True)
-    Console(stderr=args.json, width=max(Console().width, 200)).print(final)
+    output = Console(stderr=args.json, width=max(Console().width, 200))
+    output.print(final)
+    output.print("floors: " + floor_summary(result["floor_rates"]))
     if args.json_out:
         write_json(args.json_out, result)
     if args.markdown:
@@ -190,6 +204,8 @@ def _bench_table() -> Table:
         "b1 img/s",
         "b8 img/s",
         "peak MB",
+        "faults min/maj",
+        "user/sys ms",
         "x floor",
     ):
         table.add_column(name, justify="left" if name in ("model", "variant") else "right")
@@ -210,5 +226,7 @@ def _bench_row(table: Table, row: dict, ratios: bool = False) -> None:
         f"{row.get('throughput_b1_fps', float('nan')):.2f}",
         f"{row.get('throughput_b8_fps', float('nan')):.2f}",
         f"{row['peak_memory_mb']:.0f}",
+        f"{row['minor_faults_per_call']:.0f} / {row['major_faults_per_call']:.0f}",
+        f"{row['user_ms_per_call']:.0f} / {row['sys_ms_per_call']:.1f}",
         f"{row['over_floor']:.1f}",
     )

@@ -1,14 +1,36 @@
 """`ppad bench`: teacher and student through every backend, side by side in one run.
 
-Per row: pre/infer/post latency (median and p95 after warm-up, batch 1), throughput at each batch
-size, peak memory, parameters and MACs, and the physical floor (MACs over this machine's measured
-matrix-multiply rate) with the measured inference time over it.
+Per row: pre/infer/post latency (median and p95 after warm-up, batch 1), throughput at each batch size, peak
+memory, page faults and user/system CPU time per call, parameters and MACs, and the physical floor: the model's
+MACs (2 FLOP each) over the best rate this machine reaches, in this run, for the row's precision.
+
+Which rate backs which row (each the best of repeated calls for about `FLOOR_SECONDS`, at the threads the rows
+use, measured just before the rows and so under the same load):
+- fp32 rows (torch eager/fused/channels-last, onnxruntime fp32, openvino fp32): the best of torch's matrix
+  multiply (`matmul_rate`: MKL sgemm on CPU), torch's 1x1 convolution on a channels-last [1, 512, 40, 40]
+  tensor (`conv_rate`: oneDNN on CPU, cuDNN on CUDA) and, on CPU when such rows run, the same convolution
+  in ONNX Runtime and in OpenVINO. MKL's sgemm alone understates what the convolution kernels reach on
+  AVX-512 machines; on AVX2-only CPUs both are held to the same FMA peak.
+- bf16 rows (CPU): torch bf16 matrix multiply and 1x1 convolution, only where the CPU has AVX512-BF16 or AMX
+  (`cpu_supports_bf16`); elsewhere bf16 is emulated, no bf16 row runs and no bf16 floor is given (None, with
+  the reason in `floor_rates`). bf16/fp16 rows on CUDA: the same two kernels in that type.
+- int8 rows (onnxruntime int8, CPU): ONNX Runtime's QLinearConv 1x1 with uint8 activations and per-channel
+  int8 weights, the kernel its QDQ-quantised graphs run. Not torch's `_int_mm`: on a 2-core AVX2 VM without
+  VNNI/AMX it ran a 2048^3 product at about 0.5 GOP/s, a fallback path no int8 row takes.
+A row whose precision has no measured rate gets NaN floor columns. The JSON keeps every kernel's rate
+(`floor_rates`, in GFLOP/s; GOP/s for int8) and, per row, the rate and kernel its floor used
+(`floor_rate_gflops`, `floor_kernel`).
+
+Page faults and CPU time come from `getrusage(RUSAGE_SELF)` deltas over the timed batch-1 calls (whole
+Predictor calls: pre, inference, post) divided by the number of calls; the worker threads of torch, ONNX
+Runtime and OpenVINO run in this process, so their time and faults are included.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import platform
 import statistics
@@ -33,6 +55,9 @@ from ppad_core.runtime.options import RuntimeOptions
 from ppad_core.runtime.predictor import Predictor
 
 CALIBRATION_IMAGES = 16  # INT8 rows: latency barely depends on the calibration, 16 images keep it quick
+FLOOR_SECONDS = 0.75  # each floor rate: the best call within this long (on a loaded machine, its quietest)
+CONV_CHANNELS, CONV_SIZE = 512, 40  # the floors' 1x1 convolution: [1, 512, 40, 40], a mid-network layer
+BF16_UNSUPPORTED = "this CPU has no AVX512-BF16/AMX, so bf16 would be emulated, slower than fp32: no bf16 row"
 
 
 @dataclass(frozen=True)
@@ -65,6 +90,8 @@ def default_variants(base: RuntimeOptions, int8: bool = False) -> list[Variant]:
     elif cpu_supports_bf16():
         variants.append(variant("torch fused bf16 channels-last", precision="bf16", **torch_nhwc))
     variants.append(variant("onnxruntime fp32", backend="onnxruntime"))
+    if not base.on_cuda:
+        variants.append(variant("openvino fp32", backend="openvino"))
     if int8 and not base.on_cuda:
         variants.append(variant("onnxruntime int8", backend="onnxruntime", precision="int8"))
     return variants
@@ -76,21 +103,182 @@ def load_for_bench(spec: str) -> RMTPPAD:
     return load_or_build(spec)[0].eval()
 
 
-def matmul_rate(device: str, dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 1.0) -> float:
+def matmul_rate(
+    device: str, dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = FLOOR_SECONDS
+) -> float:
     """Best sustained multiply-add rate of a square matrix product, in FLOP/s (2 per MAC)."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    best = 0.0
-    deadline = time.perf_counter() + seconds
     with torch.inference_mode():
-        torch.mm(a, b)
-        while time.perf_counter() < deadline:
-            _sync(device)
-            start = time.perf_counter()
-            torch.mm(a, b)
-            _sync(device)
-            best = max(best, 2 * size**3 / (time.perf_counter() - start))
+        return _best_rate(lambda: torch.mm(a, b), 2 * size**3, seconds, lambda: _sync(device))
+
+
+def conv_rate(
+    device: str,
+    dtype: torch.dtype = torch.float32,
+    channels: int = CONV_CHANNELS,
+    size: int = CONV_SIZE,
+    seconds: float = FLOOR_SECONDS,
+) -> float:
+    """Best sustained rate of a 1x1 convolution, `channels` in and out, on a channels-last [1, channels, size,
+    size] tensor in inference mode (oneDNN on CPU, cuDNN on CUDA), in FLOP/s."""
+    x, w = _conv_tensors(device, dtype, channels, size)
+    with torch.inference_mode():
+        return _best_rate(
+            lambda: torch.nn.functional.conv2d(x, w), _conv_flop(channels, size), seconds, lambda: _sync(device)
+        )
+
+
+def _conv_tensors(device: str, dtype: torch.dtype, channels: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, channels, size, size, generator=generator).to(device, dtype)
+    w = torch.randn(channels, channels, 1, 1, generator=generator).to(device, dtype)
+    return x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
+
+
+def _conv_flop(channels: int, size: int) -> int:
+    return 2 * channels * channels * size * size
+
+
+def torch_conv_kernel(device: str, dtype: torch.dtype, channels: int = CONV_CHANNELS, size: int = CONV_SIZE) -> str:
+    """The convolution implementation torch picks for `conv_rate`'s problem (mkldnn = oneDNN), or '' where this
+    torch cannot say."""
+    x, w = _conv_tensors(device, dtype, channels, size)
+    try:
+        backend = torch._C._select_conv_backend(x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, None)
+    except (AttributeError, RuntimeError, TypeError):
+        return ""
+    return str(backend).rsplit(".", 1)[-1].lower()
+
+
+def _conv_graph(precision: str, channels: int, size: int):
+    """A one-node ONNX graph: a 1x1 Conv (fp32), or QLinearConv with uint8 activations and per-channel int8
+    weights (int8), input `x` [1, channels, size, size]."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    shape = [1, channels, size, size]
+    if precision == "fp32":
+        weights = rng.standard_normal((channels, channels, 1, 1)).astype(np.float32)
+        node = helper.make_node("Conv", ["x", "w"], ["y"])
+        initialisers, kind = [numpy_helper.from_array(weights, "w")], TensorProto.FLOAT
+    else:
+        weights = rng.integers(-127, 128, (channels, channels, 1, 1), dtype=np.int8)
+        values = {
+            "x_scale": np.float32(0.02),
+            "x_zero": np.uint8(128),
+            "w": weights,
+            "w_scale": np.full(channels, 0.01, np.float32),
+            "w_zero": np.zeros(channels, np.int8),
+            "y_scale": np.float32(0.05),
+            "y_zero": np.uint8(128),
+        }
+        node = helper.make_node("QLinearConv", ["x", *values], ["y"])
+        initialisers = [numpy_helper.from_array(np.asarray(v), k) for k, v in values.items()]
+        kind = TensorProto.UINT8
+    graph = helper.make_graph(
+        [node],
+        "floor",
+        [helper.make_tensor_value_info("x", kind, shape)],
+        [helper.make_tensor_value_info("y", kind, None)],
+        initialisers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def onnxruntime_conv_rate(
+    precision: str = "fp32", channels: int = CONV_CHANNELS, size: int = CONV_SIZE, seconds: float = FLOOR_SECONDS
+) -> float:
+    """Best sustained rate of `conv_rate`'s 1x1 convolution in ONNX Runtime on the CPU, with the session settings
+    of the onnxruntime backend: fp32 Conv, or (int8) QLinearConv u8 x s8, in FLOP/s (OP/s for int8)."""
+    import onnxruntime as ort
+
+    session_options = ort.SessionOptions()
+    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session_options.intra_op_num_threads = torch.get_num_threads()
+    model = _conv_graph(precision, channels, size).SerializeToString()
+    session = ort.InferenceSession(model, session_options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    shape = (1, channels, size, size)
+    x = rng.integers(0, 256, shape, dtype=np.uint8) if precision == "int8" else rng.standard_normal(shape, np.float32)
+    return _best_rate(lambda: session.run(None, {"x": x}), _conv_flop(channels, size), seconds)
+
+
+def openvino_conv_rate(channels: int = CONV_CHANNELS, size: int = CONV_SIZE, seconds: float = FLOOR_SECONDS) -> float:
+    """Best sustained rate of `conv_rate`'s fp32 1x1 convolution in OpenVINO on the CPU, compiled as the openvino
+    backend compiles (latency hint, torch's thread count, f32 inference precision), in FLOP/s."""
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(_conv_graph("fp32", channels, size).SerializeToString(), b""),
+        "CPU",
+        {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+            "INFERENCE_PRECISION_HINT": "f32",
+        },
+    )
+    request = compiled.create_infer_request()
+    x = np.random.default_rng(1).standard_normal((1, channels, size, size), np.float32)
+    return _best_rate(lambda: request.infer({0: x}, share_inputs=True), _conv_flop(channels, size), seconds)
+
+
+def _best_rate(
+    call: Callable[[], object], flop: float, seconds: float, sync: Callable[[], None] = lambda: None
+) -> float:
+    """`flop` over the quickest of repeated `call()`s (one untimed first) within `seconds`, at least three timed."""
+    call()
+    sync()
+    best, calls = 0.0, 0
+    deadline = time.perf_counter() + seconds
+    while calls < 3 or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        call()
+        sync()
+        best = max(best, flop / (time.perf_counter() - start))
+        calls += 1
     return best
+
+
+def floor_rates(device: str, variants: list[Variant], seconds: float = FLOOR_SECONDS) -> dict[str, dict]:
+    """Per precision the rows of `variants` use: every kernel rate measured for it (GFLOP/s), the best of them
+    (`gflops`) and its kernel; `gflops` None, with a `note`, where no rate applies. A CPU without native bf16
+    lists bf16 with that note, so a table says why it has no bf16 row."""
+    precisions = {v.options.precision for v in variants} | {"fp32"}
+    conv = f"conv1x1 {CONV_CHANNELS}ch {CONV_SIZE}x{CONV_SIZE}"
+    backends = {v.options.backend for v in variants}
+    on_cuda = device.startswith("cuda")
+    kernels: dict[str, dict[str, float]] = {}
+    notes: dict[str, str] = {}
+    for precision in sorted(precisions):
+        measured: dict[str, float] = {}
+        if precision in ("fp32", "bf16", "fp16") and (on_cuda or precision != "bf16" or cpu_supports_bf16()):
+            dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+            blas = "cublas" if on_cuda else "mkl" if torch.backends.mkl.is_available() else ""
+            convolution = torch_conv_kernel(device, dtype)
+            measured[_kernel("torch", blas, "matmul 2048")] = matmul_rate(device, dtype, seconds=seconds)
+            measured[_kernel("torch", convolution, conv)] = conv_rate(device, dtype, seconds=seconds)
+        if not on_cuda and precision == "fp32" and "onnxruntime" in backends:
+            measured[f"onnxruntime {conv}"] = onnxruntime_conv_rate("fp32", seconds=seconds)
+        if not on_cuda and precision == "fp32" and "openvino" in backends:
+            measured[f"openvino {conv}"] = openvino_conv_rate(seconds=seconds)
+        if not on_cuda and precision == "int8":
+            measured[f"onnxruntime QLinearConv u8s8 {conv}"] = onnxruntime_conv_rate("int8", seconds=seconds)
+        if precision == "bf16" and not on_cuda and not measured:
+            notes[precision] = BF16_UNSUPPORTED
+        elif not measured:
+            notes[precision] = f"no {precision} kernel is measured on {device}"
+        kernels[precision] = {name: rate / 1e9 for name, rate in measured.items()}
+    if not on_cuda and "bf16" not in kernels and not cpu_supports_bf16():
+        kernels["bf16"], notes["bf16"] = {}, BF16_UNSUPPORTED
+    rates = {}
+    for precision, measured in kernels.items():
+        best = max(measured, key=measured.get) if measured else None
+        rates[precision] = {"gflops": measured[best] if best else None, "kernel": best, "kernels": measured}
+        if precision in notes:
+            rates[precision]["note"] = notes[precision]
+    return rates
 
 
 def _sync(device: str) -> None:
@@ -129,10 +317,13 @@ def process_memory_kb(pid: int | str = "self", keys: tuple[str, ...] = ("VmRSS",
 def build_predictor(
     model: RMTPPAD, options: RuntimeOptions, workdir: Path, calibration: Callable[[], np.ndarray]
 ) -> Predictor:
-    """The model run as `options` say; onnxruntime rows export it (at the options' input size) into `workdir`, INT8
-    rows quantise that export on `calibration()` images."""
+    """The model run as `options` say; onnxruntime and openvino rows export it (at the options' input size) into
+    `workdir`, INT8 rows quantise that export on `calibration()` images; openvino compiles into `workdir` too
+    (unless `options.onnx_cache` names a folder), so a benchmark leaves no compiled models behind."""
     if options.backend == "torch":
         return Predictor.from_model(model, options)
+    if options.backend == "openvino" and not options.onnx_cache:
+        options = dataclasses.replace(options, onnx_cache=str(workdir / "cache"))
     onnx_path = workdir / "model.onnx"
     if not onnx_path.is_file():
         export_onnx(model, onnx_path, config=options.model_config(model.config))
@@ -169,11 +360,14 @@ def measure(
         predictor.predict([frame] * batch)
     reset_peak_memory(device)
     stages: dict[str, list[float]] = {"preprocess": [], "inference": [], "postprocess": [], "total": []}
+    before = _usage()
     for _ in range(runs):
         _, times = predictor.predict([frame])
         for key, value in zip(stages, (times.preprocess_ms, times.inference_ms, times.postprocess_ms, times.total_ms)):
             stages[key].append(value)
+    after = _usage()
     result = {f"{k}_ms": {"median": statistics.median(v), "p95": _percentile(v, 95)} for k, v in stages.items()}
+    result.update({f"{key}_per_call": (after[key] - before[key]) / runs for key in after})
     for batch in batch_sizes:
         if batch == 1:
             result["throughput_b1_fps"] = 1000.0 / result["total_ms"]["median"]
@@ -185,6 +379,22 @@ def measure(
     return result
 
 
+def _usage() -> dict[str, float]:
+    """This process's page faults (minor: no disk read; major: read from disk) and user/system CPU time in ms, all
+    its threads together; NaN where the platform has no getrusage."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return dict.fromkeys(("minor_faults", "major_faults", "user_ms", "sys_ms"), math.nan)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "minor_faults": float(usage.ru_minflt),
+        "major_faults": float(usage.ru_majflt),
+        "user_ms": usage.ru_utime * 1e3,
+        "sys_ms": usage.ru_stime * 1e3,
+    }
+
+
 def run_benchmark(
     models: list[tuple[str, str]],
     variants: list[Variant],
@@ -194,14 +404,13 @@ def run_benchmark(
     batch_sizes: tuple[int, ...] = (1, 8),
     on_row: Callable[[dict], None] | None = None,
     calibration: str | None = None,
+    floor_seconds: float = FLOOR_SECONDS,
 ) -> dict:
     """Rows for every (model, variant) on one BGR `frame` (all variants share a device and an input size); ratios
-    against the first row and against the first model. `calibration`: INT8 images (see `bench_calibration`)."""
+    against the first row and against the first model. `calibration`: INT8 images (see `bench_calibration`);
+    `floor_seconds`: how long each floor rate is measured (see the module docstring)."""
     device, base = variants[0].options.device, variants[0].options
-    rates = {"fp32": matmul_rate(device)}
-    if any(v.options.precision in ("bf16", "fp16") for v in variants):
-        half = torch.float16 if device.startswith("cuda") else torch.bfloat16
-        rates["half"] = matmul_rate(device, half)
+    rates = floor_rates(device, variants, floor_seconds)
     rows = []
     for model_label, spec in models:
         model = load_for_bench(spec)
@@ -221,8 +430,9 @@ def run_benchmark(
                     "macs": macs,
                     **measure(predictor, frame, device, warmup, runs, list(batch_sizes)),
                 }
-                rate = rates["half"] if variant.options.precision in ("bf16", "fp16") else rates["fp32"]
-                row["floor_ms"] = 2 * macs / rate * 1e3
+                rate = rates[variant.options.precision]
+                row["floor_rate_gflops"], row["floor_kernel"] = rate["gflops"], rate["kernel"]
+                row["floor_ms"] = 2 * macs / (rate["gflops"] * 1e9) * 1e3 if rate["gflops"] else math.nan
                 row["over_floor"] = row["inference_ms"]["median"] / row["floor_ms"]
                 rows.append(row)
                 if on_row:
@@ -231,7 +441,7 @@ def run_benchmark(
     _add_ratios(rows)
     return {
         "machine": machine_description(device),
-        "matmul_gflops": {k: v / 1e9 for k, v in rates.items()},
+        "floor_rates": rates,
         "rows": rows,
     }
 
@@ -267,25 +477,54 @@ def machine_description(device: str) -> dict:
         "python": platform.python_version(),
         "device": device,
     }
+    try:
+        import openvino
+
+        description["openvino"] = openvino.get_version().split("-")[0]
+    except ImportError:
+        pass
     if device.startswith("cuda"):
         description["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return description
 
 
+def _kernel(engine: str, implementation: str, problem: str) -> str:
+    return " ".join(word for word in (engine, implementation, problem) if word)
+
+
+def floor_summary(rates: dict[str, dict]) -> str:
+    """One sentence per precision: the rate its rows' floors use, its kernel, the others measured, or why none."""
+    parts = []
+    for precision, rate in rates.items():
+        if rate["gflops"] is None:
+            parts.append(f"{precision}: no floor ({rate.get('note', 'not measured')})")
+            continue
+        unit = "GOP/s" if precision == "int8" else "GFLOP/s"
+        others = ", ".join(f"{name} {value:.0f}" for name, value in rate["kernels"].items() if name != rate["kernel"])
+        parts.append(
+            f"{precision} {rate['gflops']:.0f} {unit} ({rate['kernel']}" + (f"; also {others}" if others else "") + ")"
+        )
+    return "; ".join(parts)
+
+
 def markdown_table(result: dict) -> str:
-    """The table as Markdown, with the machine it came from."""
+    """The table as Markdown, with the machine it came from and the rates behind the floors."""
     machine = result["machine"]
     first_model = result["rows"][0]["model"]
+    openvino = f", openvino {machine['openvino']}" if "openvino" in machine else ""
     lines = [
         f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, {machine['torch_threads']} torch "
         f"threads{', GPU ' + machine['gpu'] if 'gpu' in machine else ''}; torch {machine['torch']}, "
-        f"onnxruntime {machine['onnxruntime']}, Python {machine['python']}. Measured matrix-multiply rate: "
-        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in result["matmul_gflops"].items())
+        f"onnxruntime {machine['onnxruntime']}{openvino}, Python {machine['python']}.",
+        "",
+        "Floor rates measured in this run (best of repeated calls, 2 FLOP per MAC): "
+        + floor_summary(result["floor_rates"])
         + ".",
         "",
         "| model | variant | input | params (M) | GMAC | pre ms | infer ms (p50/p95) | post ms | total ms | "
-        f"speed-up vs baseline | latency vs {first_model} | b1 img/s | b8 img/s | peak MB | floor ms | x floor |",
-        "|" + "---|" * 16,
+        f"speed-up vs baseline | latency vs {first_model} | b1 img/s | b8 img/s | peak MB | "
+        "faults/call minor/major | user/sys ms/call | floor ms | x floor |",
+        "|" + "---|" * 18,
     ]
     for r in result["rows"]:
         ratio = r.get(f"latency_vs_{first_model}")
@@ -296,6 +535,7 @@ def markdown_table(result: dict) -> str:
             f"{r['postprocess_ms']['median']:.1f} | {r['total_ms']['median']:.1f} | "
             f"{r['speedup_vs_baseline']:.2f}x | {'-' if ratio is None else f'{ratio:.2f}x'} | "
             f"{r.get('throughput_b1_fps', float('nan')):.2f} | {r.get('throughput_b8_fps', float('nan')):.2f} | "
-            f"{r['peak_memory_mb']:.0f} | {r['floor_ms']:.1f} | {r['over_floor']:.1f} |"
+            f"{r['peak_memory_mb']:.0f} | {r['minor_faults_per_call']:.0f} / {r['major_faults_per_call']:.0f} | "
+            f"{r['user_ms_per_call']:.1f} / {r['sys_ms_per_call']:.1f} | {r['floor_ms']:.1f} | {r['over_floor']:.1f} |"
         )
     return "\n".join(lines) + "\n"
