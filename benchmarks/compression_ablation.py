@@ -57,6 +57,12 @@ def main() -> int:
         help="fine-tuning precision instead of the recipe's (fp32 on CPUs without AVX512-BF16, where bf16 is emulated)",
     )
     parser.add_argument("--arms", nargs="+", choices=[arm.slug for arm in ARMS], help="a subset of the arms")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="score arms already pruned / fine-tuned in --out with the same settings instead of re-running them "
+        "(a stopped ablation continues; a changed evaluator re-scores without training)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     settings = AblationSettings(
@@ -69,6 +75,7 @@ def main() -> int:
         prune=prune_config(args, importance=ImportanceConfig()),  # the budget; each arm sets its importance
         progress=not args.no_progress,
         precision=args.precision,
+        reuse=args.reuse,
     )
     arms = tuple(arm for arm in ARMS if not args.arms or arm.slug in args.arms)
     result = run_ablation(settings, arms)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from ppad_core.compress.ablation import ARMS, AblationSettings, markdown_table, run_ablation
+from ppad_core.compress.ablation import ARMS, AblationSettings, finished_prune, markdown_table, run_ablation
 from ppad_core.compress.distill import FeatureDistiller, channel_wise_distillation
 from ppad_core.compress.importance import (
     ImportanceConfig,
@@ -409,3 +409,14 @@ def test_ablation_prunes_every_arm_to_one_budget_and_only_the_kd_arm_distils(tin
     table = markdown_table(result).splitlines()
     assert len(table) == 2 + 1 + len(ARMS) and table[2].startswith("| teacher | 0 |")
     assert f"{100 * arms['Taylor']['finetuned']['map50']:.2f}" in table[4]
+
+    # --reuse: the finished arms are scored again, neither pruned nor fine-tuned again
+    out = tmp_path / "ablation"
+    written = {path: path.stat().st_mtime_ns for path in out.glob("*/*/model.safetensors")}
+    logs = {arm.slug: (out / arm.slug / "finetune" / "results.csv").read_text() for arm in ARMS[:2]}
+    again = run_ablation(dataclasses.replace(settings, reuse=True), ARMS[:2])
+    assert {path: path.stat().st_mtime_ns for path in out.glob("*/*/model.safetensors")} == written
+    assert {arm.slug: (out / arm.slug / "finetune" / "results.csv").read_text() for arm in ARMS[:2]} == logs
+    assert [row["finetuned"] for row in again["arms"]] == [arms[arm.name]["finetuned"] for arm in ARMS[:2]]
+    other_budget = dataclasses.replace(settings.prune, target_reduction=0.2, importance=ARMS[0].importance)
+    assert finished_prune(out / "magnitude_l1" / "pruned", str(teacher), other_budget) is None

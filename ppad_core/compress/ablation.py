@@ -4,6 +4,7 @@ importance criterion, then fine-tuned for the same epochs with or without featur
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from ppad_core.evaluate.metric_table import (
     metric_columns,
     render_markdown,
 )
-from ppad_core.model.checkpoint import load_checkpoint
+from ppad_core.model.checkpoint import CheckpointError, load_checkpoint, read_metadata
+from ppad_core.train.trainer import STATE_FILE
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class AblationSettings:
     precision: str = (
         ""  # the recipe's fine-tuning precision unless set (bf16 is emulated, and slow, without AVX512-BF16)
     )
+    reuse: bool = False  # arms already pruned / fine-tuned in out_dir with these settings are scored, not re-run
 
 
 def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARMS) -> dict:
@@ -76,23 +79,39 @@ def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARM
         key = dataclasses.astuple(arm.importance)
         if key not in pruned_by_importance:
             cfg = dataclasses.replace(settings.prune, importance=arm.importance)
-            path, report = run_prune(settings.teacher, out / arm.slug / "pruned", cfg, settings.data_root)
+            path = out / arm.slug / "pruned"
+            report = finished_prune(path, settings.teacher, cfg) if settings.reuse else None
+            if report is None:
+                path, report = run_prune(settings.teacher, path, cfg, settings.data_root)
             pruned_by_importance[key] = (path, report, score_checkpoint(path))
         pruned, report, pruned_scores = pruned_by_importance[key]
         row = {"arm": arm.name, "reduction": report["reduction"], "distill": arm.distill, "pruned": pruned_scores}
         if settings.epochs > 0:
+            run_dir = out / arm.slug / "finetune"
             best = run_distill(
                 pruned,
                 settings.teacher if arm.distill else None,
                 settings.train_config,
-                out / arm.slug / "finetune",
+                run_dir,
                 {"epochs": settings.epochs, "data.root": settings.data_root, "val_every": 0}
                 | ({"precision": settings.precision} if settings.precision else {}),
                 settings.progress,
+                resume=settings.reuse and (run_dir / STATE_FILE).is_file(),
             )
             row["finetuned"] = score_checkpoint(best)
         result["arms"].append(row)
     return result
+
+
+def finished_prune(path: Path, teacher: str, cfg: PruneConfig) -> dict | None:
+    """The pruning report of the student in `path` when it was pruned from `teacher` with exactly `cfg`."""
+    try:
+        provenance = read_metadata(path).get("provenance", {})
+    except CheckpointError:
+        return None
+    wanted = json.loads(json.dumps(dataclasses.asdict(cfg)))  # tuples as lists, as the YAML holds them
+    same = provenance.get("teacher") == str(teacher) and provenance.get("prune") == wanted
+    return provenance["report"] if same else None
 
 
 ABLATION_COLUMNS = [
