@@ -10,6 +10,9 @@ profile -> parameters logic lives in ppad_ros.launch_support, where it is tested
 Road geometry (`road/*`): params_file:=<share>/ppad_ros/config/road_geometry.yaml (or a copy with your
 camera pose; with cameras, each camera's pose in its camera_params file). The node finds each camera's
 camera_info beside its image topic (/camera/image_raw -> /camera/camera_info), so no extra remapping.
+
+Allocator: allocator:=default (or PPAD_ALLOCATOR=default in the launching shell) leaves glibc malloc as it is;
+the default tunes it for the node, set in its environment (ppad_core/runtime/allocator.py).
 """
 
 from launch import LaunchDescription
@@ -18,7 +21,9 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from ppad_ros.launch_support import (
+    ALLOCATORS,
     PROFILES,
+    allocator_environment,
     camera_names,
     camera_remappings,
     fastdds_environment,
@@ -40,7 +45,7 @@ ARGUMENTS = [
     ),
     ("namespace", "", "namespace of the node and its outputs, e.g. one per camera", None),
     ("device", "", "override the profile's device (cpu, cuda, cuda:N)", None),
-    ("backend", "", "override the profile's backend (torch, onnxruntime)", None),
+    ("backend", "", "override the profile's backend (torch, onnxruntime, openvino)", None),
     ("use_sim_time", "false", "use /clock (bag replay)", ("true", "false")),
     (
         "fastdds_profile",
@@ -48,6 +53,13 @@ ARGUMENTS = [
         "Fast DDS XML for the node: '' = $FASTDDS_DEFAULT_PROFILES_FILE, else config/fastdds_localhost.xml; "
         "'none' = add nothing (Fast DDS defaults lose frames over 0.5 MB). The camera driver needs the same file.",
         None,
+    ),
+    (
+        "allocator",
+        "",
+        "memory allocator policy of the node: '' = $PPAD_ALLOCATOR, else tuned (freed tensors kept for the next "
+        "frame, no per-frame page faults); default = glibc as it is",
+        ("", *ALLOCATORS),
     ),
 ]
 
@@ -72,7 +84,7 @@ def _node(context):
                 camera_params=value["camera_params"],
             ),
             remappings=inputs,
-            additional_env=fastdds_environment(value["fastdds_profile"]),
+            additional_env=fastdds_environment(value["fastdds_profile"]) | allocator_environment(value["allocator"]),
             output="screen",
         )
     ]

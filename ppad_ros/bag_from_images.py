@@ -48,8 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from ppad_core.runtime.allocator import configure_allocator
+
     try:
+        configure_allocator()  # PPAD_ALLOCATOR (tuned unless it says default): the same process policy as ppad
+        args = build_parser().parse_args(argv)
         layout = DatasetLayout(args.root, args.split)
         images = [sample.image for sample in layout.samples()]
         if args.limit:

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from ppad_core.runtime.allocator import ENV_VAR as ALLOCATOR_VARIABLE
+from ppad_core.runtime.allocator import POLICIES as ALLOCATORS
+from ppad_core.runtime.allocator import TUNED_ENVIRONMENT, requested_policy
 from ppad_ros.frame_flow import camera_topic
 from ppad_ros.parameters import PER_CAMERA, camera_parameter, check_cameras
 from ppad_ros.resources import config_dir, find_resource
@@ -87,6 +90,22 @@ def fastdds_environment(fastdds_profile: str = "", environ: dict | None = None) 
     if environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
         return {}
     return {"FASTDDS_DEFAULT_PROFILES_FILE": str(find_resource(FASTDDS_PROFILE, "Fast DDS profile").resolve())}
+
+
+def allocator_environment(allocator: str = "", environ: dict | None = None) -> dict:
+    """The node's `additional_env` for its allocator policy (ppad_core.runtime.allocator).
+
+    `allocator` '' takes PPAD_ALLOCATOR from the launching environment (tuned when unset). tuned adds glibc's
+    environment form of the policy (MALLOC_ARENA_MAX=1 and the rest), read before the interpreter starts: only
+    set that early does it put the inference thread on the one heap (rclpy's import already made other arenas
+    when the node's main tunes the rest), which keeps tensors above 64 MiB out of per-call mmap. default adds
+    nothing but the choice.
+    """
+    environ = os.environ if environ is None else environ
+    if allocator and allocator not in ALLOCATORS:
+        raise ValueError(f"allocator:={allocator!r} is not one of {', '.join(ALLOCATORS)}")
+    policy = allocator or requested_policy(environ)
+    return {ALLOCATOR_VARIABLE: policy} | (TUNED_ENVIRONMENT if policy == "tuned" else {})
 
 
 def camera_names(text: str) -> tuple[str, ...]:

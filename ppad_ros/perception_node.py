@@ -559,6 +559,13 @@ def _descriptor(spec) -> ParameterDescriptor:
 
 
 def main(args: list[str] | None = None) -> int:
+    from ppad_core.runtime.allocator import AllocatorError, configure_allocator
+
+    try:  # PPAD_ALLOCATOR (tuned unless it says default): before DDS and the inference thread start
+        configure_allocator()
+    except AllocatorError as exc:
+        print(f"perception_node: {exc}", file=sys.stderr)
+        return 2
     rclpy.init(args=args)
     node = PerceptionNode()
     executor = SingleThreadedExecutor()

@@ -26,6 +26,7 @@ from ppad_ros.frame_flow import (
 from ppad_ros.image_conversion import ImageError, compressed_to_bgr, image_to_bgr
 from ppad_ros.image_header import HeaderError, encoded_size
 from ppad_ros.launch_support import (
+    allocator_environment,
     camera_names,
     camera_remappings,
     camera_settings,
@@ -363,6 +364,7 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
             "use_sim_time": "true",
             "fastdds_profile": "",
             "camera_params": "",
+            "allocator": "",
         }
 
         def __init__(self, name):
@@ -390,9 +392,10 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
     assert declared["model"]["choices"] == ["teacher", "student"] and declared["model"]["default_value"] == "student"
     assert set(declared) == {
         *("model", "params_file", "image_topic", "cameras", "camera_topic", "namespace", "device", "backend"),
-        *("use_sim_time", "fastdds_profile", "camera_params"),
+        *("use_sim_time", "fastdds_profile", "camera_params", "allocator"),
     }
     monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    monkeypatch.delenv("PPAD_ALLOCATOR", raising=False)
     items[-1].kwargs["function"](None)
     assert created["executable"] == "perception_node" and created["namespace"] == "front"
     assert created["parameters"] == [
@@ -400,7 +403,7 @@ def test_launch_file_builds_one_node_from_the_profile(monkeypatch):
         {"use_sim_time": True, "backend": "onnxruntime"},
     ]
     assert ("image", "/front/image_raw") in created["remappings"]
-    assert created["additional_env"] == fastdds_environment("", environ={})
+    assert created["additional_env"] == fastdds_environment("", environ={}) | allocator_environment("", environ={})
     Configuration.values |= {"cameras": "front,left", "camera_topic": "/car/{camera}/image_raw", "namespace": ""}
     items[-1].kwargs["function"](None)
     assert created["parameters"][-1] == {"use_sim_time": True, "backend": "onnxruntime", "cameras": ["front", "left"]}

@@ -26,8 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from ppad_core.runtime.allocator import configure_allocator
+
     try:
+        configure_allocator()  # PPAD_ALLOCATOR (tuned unless it says default), before any model is built
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
