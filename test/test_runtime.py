@@ -360,11 +360,11 @@ def test_bench_variants_are_runtime_options_and_share_one_input_size_override(tm
     assert variants[0].label == "torch eager fp32" and not variants[0].options.fuse
     assert all(v.options.input_size == (128, 160) and v.options == v.options.validate() for v in variants)
     assert [v.options.precision for v in variants if v.options.backend == "onnxruntime"] == ["fp32", "int8"]
-    assert [v.label for v in variants if v.options.backend == "openvino"] == ["openvino fp32"]  # CPU only
+    assert [v.label for v in variants if v.options.backend == "openvino"] == ["openvino fp32", "openvino int8"]
     assert not any(v.options.backend == "openvino" for v in default_variants(RuntimeOptions(device="cuda")))
     model = load_for_bench(str(REPO / "test" / "data" / "rmt_ppad_tiny.yaml"))
     frame = render_scene(3, "bench", 0, width=320, height=180).image
-    for variant in (variants[1], variants[-1]):  # torch fused fp32 and onnxruntime int8
+    for variant in (variants[1], variants[-2], variants[-1]):  # torch fused fp32, onnxruntime and openvino int8
         calibrate = functools.partial(bench_calibration, "rmt_ppad_tiny", base.model_config(model.config), None, frame)
         predictor = build_predictor(model, variant.options, tmp_path, calibrate)
         assert predictor.config.input_size == (128, 160) and model.config.input_size != (128, 160)

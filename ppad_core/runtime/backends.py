@@ -185,8 +185,10 @@ class OnnxRuntimeBackend:
 
 
 class OpenVinoBackend:
-    """OpenVINO on the CPU, latency hint, `torch.get_num_threads()` threads, reading the same fp32 ONNX export as
-    ONNX Runtime. One static-shape compile per batch size (a dynamic batch dimension runs slower on the CPU plugin),
+    """OpenVINO on the CPU, latency hint, `torch.get_num_threads()` threads, reading the same ONNX files as ONNX
+    Runtime: the fp32 export, or (precision int8) the QDQ file `quantize_int8` writes, whose QuantizeLinear /
+    DequantizeLinear pairs OpenVINO reads as FakeQuantize and runs as int8 convolutions and matrix multiplies (the
+    rest in fp32). One static-shape compile per batch size (a dynamic batch dimension runs slower on the CPU plugin),
     the first at batch 1 here, others on first use; each compiled model is cached on disk in `cache_dir`, a folder
     per ONNX file digest, OpenVINO version and precision inside `options.openvino_cache_dir()`. `loaded_from_cache`
     says, per batch size, whether its compile was read back from that cache."""
@@ -198,10 +200,11 @@ class OpenVinoBackend:
         self.onnx_path = Path(onnx_path)
         self.precision = options.precision
         version = re.sub(r"[^\w.-]+", "_", ov.get_version())
-        self.cache_dir = options.openvino_cache_dir() / file_digest(self.onnx_path) / version / self.precision
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.core = ov.Core()
         self.model = self.core.read_model(str(self.onnx_path))
+        _check_quantised(self.onnx_path, self.model, self.precision)
+        self.cache_dir = options.openvino_cache_dir() / file_digest(self.onnx_path) / version / self.precision
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.input_name = self.model.inputs[0].get_any_name()
         self.properties = {
             "CACHE_DIR": str(self.cache_dir),
@@ -244,6 +247,22 @@ class OpenVinoBackend:
             # the input is shared, not copied; the outputs are copies, which the next call leaves alone
             results = request.infer({0: batch}, share_inputs=True)
         return {name: results[port] for name, port in zip(OUTPUT_NAMES, outputs)}
+
+
+def _check_quantised(onnx_path: Path, model, precision: str) -> None:
+    """An OptionError where the file and the precision disagree: int8 asks for a quantised (QDQ) graph, fp32 for a
+    float one; either mismatch would run at the other precision and cache it under this one's name."""
+    quantised = any(op.get_type_name() == "FakeQuantize" for op in model.get_ordered_ops())
+    if precision == "int8" and not quantised:
+        raise OptionError(
+            "precision",
+            f"precision='int8': {onnx_path} holds no QuantizeLinear/DequantizeLinear pairs; quantise it with "
+            "`ppad export CHECKPOINT --int8 --calib IMAGES` (model.int8.onnx)",
+        )
+    if precision != "int8" and quantised:
+        raise OptionError(
+            "precision", f"precision={precision!r}: {onnx_path} is INT8-quantised; run it with precision='int8'"
+        )
 
 
 def file_digest(path: str | Path) -> str:

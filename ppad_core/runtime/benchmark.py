@@ -94,6 +94,7 @@ def default_variants(base: RuntimeOptions, int8: bool = False) -> list[Variant]:
         variants.append(variant("openvino fp32", backend="openvino"))
     if int8 and not base.on_cuda:
         variants.append(variant("onnxruntime int8", backend="onnxruntime", precision="int8"))
+        variants.append(variant("openvino int8", backend="openvino", precision="int8"))  # the same QDQ file
     return variants
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,6 +25,10 @@ from ppad_core.runtime.backends import OUTPUT_NAMES, TorchBackend, file_digest, 
 from ppad_core.runtime.options import RuntimeOptions
 
 CONFIG_METADATA_KEY = "ppad_model_config"
+REDUCE_RANGE_METADATA_KEY = "ppad_int8_reduce_range"
+CPUINFO = "/proc/cpuinfo"
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 DEFAULT_OPSET = 17
 NOISE_SEED = 0  # the parity check's noise images when no data is given: the same on every run
@@ -205,11 +210,40 @@ class _CalibrationReader:
         return None if batch is None else {self.input_name: batch.astype(np.float32) / 255.0}
 
 
-def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration_uint8: Iterable[np.ndarray]) -> Path:
-    """Static QDQ quantisation of the convolutions and matrix multiplies (per-channel weights)."""
+def cpu_has_vnni(cpuinfo: str | Path = CPUINFO) -> bool:
+    """Whether this CPU has x86 VNNI (AVX512-VNNI or AVX-VNNI) int8 dot products, by the flags in /proc/cpuinfo;
+    False where that file cannot be read."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    return bool(flags & set(VNNI_FLAGS))
+
+
+def needs_reduce_range(machine: str | None = None, cpuinfo: str | Path = CPUINFO) -> bool:
+    """7-bit weights for an x86 CPU without VNNI: its u8 x s8 int8 kernels add pairs of products in int16
+    (vpmaddubsw), which saturates with full 8-bit weights (ONNX Runtime's quantisation notes); other CPUs
+    keep 8 bits."""
+    machine = (machine or platform.machine()).lower()
+    return machine in X86_MACHINES and not cpu_has_vnni(cpuinfo)
+
+
+def quantize_int8(
+    onnx_path: str | Path,
+    out_path: str | Path,
+    calibration_uint8: Iterable[np.ndarray],
+    reduce_range: bool | None = None,
+) -> Path:
+    """Static QDQ quantisation of the convolutions and matrix multiplies (per-channel weights): QuantizeLinear /
+    DequantizeLinear pairs around fp32 operators, which ONNX Runtime fuses into QLinearConv and OpenVINO reads as
+    FakeQuantize and runs in int8. `reduce_range` (7-bit weights) defaults to `needs_reduce_range()` of the
+    machine that quantises; the choice is recorded in the file's metadata (`ppad_int8_reduce_range`)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if reduce_range is None:
+        reduce_range = needs_reduce_range()
     out_path = Path(out_path)
     prepared = out_path.with_name(out_path.stem + ".prep.onnx")
     quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
@@ -221,20 +255,22 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration_uint8
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["Conv", "MatMul"],
             per_channel=True,
+            reduce_range=reduce_range,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
     finally:
         prepared.unlink(missing_ok=True)
-    _copy_metadata(onnx_path, out_path)
+    _copy_metadata(onnx_path, out_path, {REDUCE_RANGE_METADATA_KEY: str(reduce_range).lower()})
     return out_path
 
 
-def _copy_metadata(source: str | Path, target: str | Path) -> None:
+def _copy_metadata(source: str | Path, target: str | Path, extra: dict[str, str] | None = None) -> None:
     import onnx
 
     original = {entry.key: entry.value for entry in onnx.load(str(source), load_external_data=False).metadata_props}
+    original.update(extra or {})
     graph = onnx.load(str(target))
     present = {entry.key for entry in graph.metadata_props}
     _set_metadata(graph, {k: v for k, v in original.items() if k not in present})

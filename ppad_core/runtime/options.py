@@ -20,7 +20,11 @@ from ppad_core.model.config import ModelConfig
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-BACKEND_PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8"), "openvino": ("fp32",)}
+BACKEND_PRECISIONS = {
+    "torch": ("fp32", "bf16", "fp16"),
+    "onnxruntime": ("fp32", "int8"),
+    "openvino": ("fp32", "int8"),  # int8: the QDQ file ONNX Runtime's quantiser writes (model.int8.onnx)
+}
 CPU_ONLY_BACKENDS = ("openvino",)  # OpenVINO's GPU plugin drives Intel GPUs, not the CUDA devices `device` names
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 CHECKPOINT_SCORE_THRESHOLD = -1.0  # score_threshold below 0: the checkpoint's own
@@ -65,7 +69,8 @@ class RuntimeOptions:
     device: str = _knob("cpu", "cpu, cuda or cuda:N (torch, onnxruntime); openvino runs on cpu", flag="--device")
     precision: str = _knob(
         "fp32",
-        "fp32 (every backend); bf16 (CPU with AVX512-BF16/AMX) or fp16 (CUDA) with torch; int8 with onnxruntime",
+        "fp32 (every backend); bf16 (CPU with AVX512-BF16/AMX) or fp16 (CUDA) with torch; int8 with onnxruntime "
+        "or openvino",
         choices=PRECISIONS,
         flag="--precision",
     )
