@@ -85,6 +85,40 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(train_config, tmp_path
     assert [r["loss"] for r in a["history"]] == pytest.approx([r["loss"] for r in b["history"]], rel=1e-6)
 
 
+def test_run_killed_inside_an_epoch_resumes_from_its_last_iteration_save(train_config, tmp_path):
+    config = yaml.safe_load(train_config.read_text()) | {"epochs": 1, "save_every_iters": 1, "val_every": 0}
+    path = tmp_path / "within.yaml"
+    path.write_text(yaml.safe_dump(config))
+    straight = tmp_path / "straight"
+    assert _train(str(path), "--run-dir", str(straight)).returncode == 0
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ppad_core.cli", "train", str(path), "--run-dir", str(killed), "--no-progress"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state_file, deadline = killed / "last_state.pt", time.time() + 300
+    while not state_file.is_file() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)  # inside the only epoch (16 images, 4 iterations, a save after each)
+    process.wait()
+    saved = torch.load(state_file, weights_only=True)
+    assert saved["epoch"] == 0 and 1 <= saved["within"]["iteration"] <= 3 and _rows(killed) == 0
+
+    result = _train("--resume", str(killed))
+    assert result.returncode == 0, result.stderr
+    assert f"in epoch 1 after iteration {saved['within']['iteration']}" in result.stderr
+    a = torch.load(straight / "last_state.pt", weights_only=True)
+    b = torch.load(state_file, weights_only=True)
+    assert a["within"] is None and b["within"] is None  # the last save of a finished epoch is an epoch's
+    for part in ("model", "ema"):
+        worst = max((a[part][k].double() - b[part][k].double()).abs().max().item() for k in a[part])
+        assert worst < 1e-6, part
+    assert a["history"][0]["loss"] == pytest.approx(b["history"][0]["loss"], rel=1e-6)
+
+
 def test_existing_run_is_not_overwritten_and_bad_config_is_named(train_config, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -59,6 +59,7 @@ class AblationSettings:
         ""  # the recipe's fine-tuning precision unless set (bf16 is emulated, and slow, without AVX512-BF16)
     )
     reuse: bool = False  # arms already pruned / fine-tuned in out_dir with these settings are scored, not re-run
+    save_every_iters: int = 25  # fine-tuning state saved this often inside an epoch: a stopped arm resumes there
 
 
 def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARMS) -> dict:
@@ -93,7 +94,12 @@ def run_ablation(settings: AblationSettings, arms: tuple[AblationArm, ...] = ARM
                 settings.teacher if arm.distill else None,
                 settings.train_config,
                 run_dir,
-                {"epochs": settings.epochs, "data.root": settings.data_root, "val_every": 0}
+                {
+                    "epochs": settings.epochs,
+                    "data.root": settings.data_root,
+                    "val_every": 0,
+                    "save_every_iters": settings.save_every_iters,
+                }
                 | ({"precision": settings.precision} if settings.precision else {}),
                 settings.progress,
                 resume=settings.reuse and (run_dir / STATE_FILE).is_file(),

@@ -81,6 +81,9 @@ class TrainConfig:
     close_mosaic: int = 10  # last epochs trained without mosaic
     loss: LossConfig = field(default_factory=LossConfig)
     val_every: int = 10  # validate every N epochs (0: only after the last); the last epoch always validates
+    # also save the training state every N iterations inside an epoch (0: at epoch ends only), so that a long
+    # epoch killed midway resumes from its last save instead of its start
+    save_every_iters: int = 0
     seed: int = 0
     distill: DistillConfig = field(default_factory=DistillConfig)  # feature distillation from a teacher
 
@@ -115,6 +118,8 @@ class TrainConfig:
         if config.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, not {config.precision!r}")
         config.distill.validate()
+        if config.save_every_iters < 0:
+            raise ValueError(f"save_every_iters must be 0 or more, not {config.save_every_iters}")
         if config.optimizer.name not in ("sgd", "adamw"):
             raise ValueError(f"optimizer.name must be sgd or adamw, not {config.optimizer.name!r}")
         return config

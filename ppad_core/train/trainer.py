@@ -2,8 +2,10 @@
 
 Every epoch is a pure function of (seed, epoch, state at its start): data order, augmentation and the
 denoising noise are reseeded from (seed, epoch), and the complete state (model, EMA, optimizer,
-scaler, counters) is written atomically after each epoch. A run killed at any point and resumed with
-`--resume` therefore ends with the same weights as an uninterrupted one.
+scaler, counters) is written atomically after each epoch, and with `save_every_iters` also inside one
+(with the iterations done, the epoch's loss sums and the noise generator's state; the resumed epoch skips
+the samples already seen). A run killed at any point and resumed with `--resume` therefore ends with the
+same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -73,13 +75,14 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __init__(self, size: int, seed: int, rank: int, world: int) -> None:
         self.size, self.seed, self.rank, self.world, self.epoch = size, seed, rank, world, 0
+        self.skip = 0  # this rank's first samples of the epoch already trained on (a resumed epoch)
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * SEED_STRIDE + self.epoch)
         order = torch.randperm(self.size, generator=generator).tolist()
         per_rank = math.ceil(self.size / self.world)
         order += order[: per_rank * self.world - self.size]
-        return iter(order[self.rank :: self.world])
+        return iter(order[self.rank :: self.world][self.skip :])
 
     def __len__(self) -> int:
         return math.ceil(self.size / self.world)
@@ -174,6 +177,7 @@ class Trainer:
         self.sampler = EpochSampler(len(self.train_set), config.seed, self.rank, self.world)
         self.iters_per_epoch = math.ceil(len(self.sampler) / (config.batch_size // self.world))
         self.start_epoch, self.best_fitness, self.corrupt_seen = 0, -1.0, 0
+        self.resume_within: dict | None = None  # where a state saved inside an epoch left that epoch
         self.history: list[dict] = []
         if resume:
             self._load_state()
@@ -187,9 +191,13 @@ class Trainer:
         return load_or_build(self.config.model)[0].train()
 
     # ----- state -----------------------------------------------------------------------------------------
-    def _state(self, epoch: int) -> dict:
+    def _state(self, epoch: int, within: dict | None = None) -> dict:
+        """The whole training state after `epoch`, or inside it when `within` says where (iteration, the epoch's
+        loss sums so far, the random state of the denoising noise)."""
         return {
             "epoch": epoch,
+            "within": within,
+            "corrupt_seen": self.corrupt_seen,
             "model": self.model.state_dict(),
             "ema": self.ema.model.state_dict(),
             "ema_updates": self.ema.updates,
@@ -201,10 +209,10 @@ class Trainer:
             "auxiliary": {term.name: term.trainable.state_dict() for term in self.auxiliary},
         }
 
-    def _save_state(self, epoch: int) -> None:
+    def _save_state(self, epoch: int, within: dict | None = None) -> None:
         target = self.run_dir / STATE_FILE
         tmp = target.with_suffix(".tmp")
-        torch.save(self._state(epoch), tmp)
+        torch.save(self._state(epoch, within), tmp)
         os.replace(tmp, target)
 
     def _load_state(self) -> None:
@@ -220,8 +228,13 @@ class Trainer:
         for term in self.auxiliary:
             term.trainable.load_state_dict(state["auxiliary"][term.name])
         self.best_fitness, self.history = state["best_fitness"], state["history"]
-        self.start_epoch = state["epoch"] + 1
-        if self.is_main:
+        self.corrupt_seen = state.get("corrupt_seen", 0)
+        self.resume_within = state.get("within")
+        self.start_epoch = state["epoch"] + (0 if self.resume_within else 1)
+        if self.is_main and self.resume_within:
+            iteration = self.resume_within["iteration"]
+            console.print(f"resuming {self.run_dir} in epoch {state['epoch'] + 1} after iteration {iteration}")
+        elif self.is_main:
             console.print(f"resuming {self.run_dir} after epoch {state['epoch'] + 1}")
 
     # ----- schedule --------------------------------------------------------------------------------------
@@ -282,7 +295,9 @@ class Trainer:
         torch.manual_seed(cfg.seed * SEED_STRIDE + epoch * EPOCH_STRIDE + self.rank)  # denoising noise of this epoch
         self.train_set.set_epoch(epoch)
         self.train_set.mosaic_enabled = cfg.augment.mosaic > 0 and epoch < cfg.epochs - cfg.close_mosaic
-        self.sampler.epoch = epoch
+        within, self.resume_within = self.resume_within, None
+        start = within["iteration"] if within else 0
+        self.sampler.epoch, self.sampler.skip = epoch, start * (cfg.batch_size // self.world)
         loader = torch.utils.data.DataLoader(
             self.train_set,
             batch_size=cfg.batch_size // self.world,
@@ -291,10 +306,13 @@ class Trainer:
             num_workers=cfg.data.workers,
             drop_last=False,
         )
+        batches_in = iter(loader)  # draws its workers' base seed from the global generator: before the restore
+        if within:
+            torch.set_rng_state(within["rng"])
         model = self.ddp or self.model
         model.train()
-        sums: dict[str, float] = {}
-        batches = 0
+        sums: dict[str, float] = dict(within["sums"]) if within else {}
+        batches = within["batches"] if within else 0
         columns = [
             TextColumn("epoch {task.fields[epoch]}"),
             BarColumn(),
@@ -303,18 +321,28 @@ class Trainer:
             TimeRemainingColumn(),
         ]
         with Progress(*columns, console=console, transient=True, disable=not (self.progress and self.is_main)) as bar:
-            task = bar.add_task("train", total=self.iters_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}", loss=0.0)
-            for i, batch in enumerate(loader):
+            task = bar.add_task(
+                "train", total=self.iters_per_epoch, completed=start, epoch=f"{epoch + 1}/{cfg.epochs}", loss=0.0
+            )
+            for i, batch in enumerate(batches_in, start=start):
                 self.corrupt_seen += len(batch["corrupt"])
-                if batch["images"] is None:
-                    continue
-                self._set_lr(epoch * self.iters_per_epoch + i)
-                terms = self._step(model, batch)
-                batches += 1
-                for name, value in terms.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                bar.update(task, advance=1, loss=sums["loss"] / batches)
+                if batch["images"] is not None:
+                    self._set_lr(epoch * self.iters_per_epoch + i)
+                    terms = self._step(model, batch)
+                    batches += 1
+                    for name, value in terms.items():
+                        sums[name] = sums.get(name, 0.0) + value
+                    bar.update(task, advance=1, loss=sums["loss"] / batches)
+                done = i + 1
+                if cfg.save_every_iters and done % cfg.save_every_iters == 0 and done < self.iters_per_epoch:
+                    self._save_within(epoch, done, sums, batches)
         return {name: value / max(batches, 1) for name, value in sums.items()}
+
+    def _save_within(self, epoch: int, iteration: int, sums: dict[str, float], batches: int) -> None:
+        """The state after `iteration` iterations of `epoch` (main process; DDP ranks hold the same weights)."""
+        if self.is_main:
+            within = {"iteration": iteration, "sums": dict(sums), "batches": batches, "rng": torch.get_rng_state()}
+            self._save_state(epoch, within)
 
     def _step(self, model, batch: dict) -> dict[str, float]:
         images = batch["images"].to(self.device, non_blocking=True).float() / 255.0
