@@ -48,6 +48,12 @@ def _train(*args, **kwargs):
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600, **kwargs)
 
 
+def _start_training(config, run_dir) -> subprocess.Popen:
+    """`ppad train` in the background, to be killed mid-run."""
+    command = [sys.executable, "-m", "ppad_core.cli", "train", str(config), "--run-dir", str(run_dir), "--no-progress"]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _rows(run_dir) -> int:
     path = run_dir / "results.csv"
     return max(len(path.read_text().splitlines()) - 1, 0) if path.is_file() else 0
@@ -60,12 +66,7 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(train_config, tmp_path
     assert _rows(straight) == 3 and (straight / "best" / "model.safetensors").is_file()
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ppad_core.cli", "train", str(train_config), "--run-dir", str(killed), "--no-progress"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = _start_training(train_config, killed)
     deadline = time.time() + 300
     while _rows(killed) < 2 and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
@@ -93,12 +94,7 @@ def test_run_killed_inside_an_epoch_resumes_from_its_last_iteration_save(train_c
     assert _train(str(path), "--run-dir", str(straight)).returncode == 0
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ppad_core.cli", "train", str(path), "--run-dir", str(killed), "--no-progress"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = _start_training(path, killed)
     state_file, deadline = killed / "last_state.pt", time.time() + 300
     while not state_file.is_file() and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
