@@ -15,7 +15,7 @@ from ppad_core.evaluate.geometry_eval import camera_of
 from ppad_core.evaluate.geometry_metrics import LaneMetric, LaneSample
 from ppad_core.geometry.camera import CameraModel, CameraPose
 from ppad_core.geometry.extract import RoadGeometryExtractor
-from ppad_core.geometry.lanes import fit_line
+from ppad_core.geometry.lanes import fit_line, lane_points
 from ppad_core.geometry.road import FREE, OCCUPIED, UNKNOWN, GeometrySettings
 
 WIDTH, HEIGHT, FOCAL = 1280, 720, 1000.0
@@ -225,3 +225,16 @@ def test_a_line_fitted_through_few_distinct_distances_does_not_fail():
     xy = np.array([[10.0, 1.0]] * 3 + [[40.0, 1.2]] * 3)  # six points on two scan rows, 30 m apart
     line = fit_line(xy, np.ones(6), GeometrySettings())
     assert line is not None and line.y_at(np.array([10.0, 40.0])) == pytest.approx([1.0, 1.2], abs=1e-6)
+
+
+def test_a_low_resolution_mask_row_is_scanned_once_at_its_centre_and_rows_keep_their_spacing():
+    settings = GeometrySettings()
+    scan = RoadGeometryExtractor(CAMERA, settings).scan_rows(CAMERA.height // 4)
+    assert len(np.unique(scan.mask_rows)) == len(scan.mask_rows) > 10
+    assert np.allclose(scan.v, (scan.mask_rows + 0.5) * 4 - 0.5)  # mask-row centres in image pixels
+    centre_x = scan.ground[:, CAMERA.width // 2, 0]  # ground x under the centre column, far to near
+    assert np.all(-np.diff(centre_x) >= settings.row_spacing_m - 1e-9)
+    full = RoadGeometryExtractor(CAMERA, settings).scan_rows(CAMERA.height)
+    assert np.array_equal(full.v, full.mask_rows)  # at the image's own resolution: image rows
+    with pytest.raises(ValueError, match="scan rows for 180"):  # a mask of another height than its scan rows
+        lane_points(np.zeros((100, 200), np.uint8), CAMERA, scan, settings)
