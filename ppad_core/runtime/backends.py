@@ -170,11 +170,8 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         check_hardware(options)
-        session_options = ort.SessionOptions()
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session_options.intra_op_num_threads = torch.get_num_threads()
         providers = _providers(options.device, ort.get_available_providers())
-        self.session = ort.InferenceSession(str(onnx_path), session_options, providers=providers)
+        self.session = ort.InferenceSession(str(onnx_path), onnxruntime_session_options(), providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.description = f"onnxruntime {Path(onnx_path).name} on {self.session.get_providers()[0]}"
 
@@ -182,6 +179,26 @@ class OnnxRuntimeBackend:
         batch = images.astype(np.float32) * np.float32(1 / 255)
         outputs = self.session.run(list(OUTPUT_NAMES), {self.input_name: batch})
         return dict(zip(OUTPUT_NAMES, outputs))
+
+
+def onnxruntime_session_options():
+    """The session settings of the onnxruntime backend (all graph optimisations, torch's thread count); the bench
+    floors measure ONNX Runtime with them too."""
+    import onnxruntime as ort
+
+    session_options = ort.SessionOptions()
+    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session_options.intra_op_num_threads = torch.get_num_threads()
+    return session_options
+
+
+def openvino_cpu_properties() -> dict:
+    """How the openvino backend compiles for the CPU (the bench floors compile their kernel the same way)."""
+    return {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+        "INFERENCE_PRECISION_HINT": "f32",  # not the CPU's default, which is bf16 where it has AVX512-BF16/AMX
+    }
 
 
 class OpenVinoBackend:
@@ -206,12 +223,7 @@ class OpenVinoBackend:
         self.cache_dir = options.openvino_cache_dir() / file_digest(self.onnx_path) / version / self.precision
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.input_name = self.model.inputs[0].get_any_name()
-        self.properties = {
-            "CACHE_DIR": str(self.cache_dir),
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
-            "INFERENCE_PRECISION_HINT": "f32",  # not the CPU's default, which is bf16 where it has AVX512-BF16/AMX
-        }
+        self.properties = {"CACHE_DIR": str(self.cache_dir), **openvino_cpu_properties()}
         self.requests: dict[int, tuple] = {}
         self.loaded_from_cache: dict[int, bool] = {}
         self._lock = threading.Lock()  # one infer request per batch size: calls take turns

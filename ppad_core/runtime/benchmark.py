@@ -49,7 +49,7 @@ from ppad_core.model.complexity import count_macs, count_parameters
 from ppad_core.model.config import ModelConfig
 from ppad_core.model.fusion import fuse_model
 from ppad_core.model.rmt_ppad import RMTPPAD
-from ppad_core.runtime.backends import cpu_supports_bf16
+from ppad_core.runtime.backends import cpu_supports_bf16, onnxruntime_session_options, openvino_cpu_properties
 from ppad_core.runtime.export import export_onnx, own_images, quantize_int8
 from ppad_core.runtime.options import RuntimeOptions
 from ppad_core.runtime.predictor import Predictor
@@ -194,11 +194,8 @@ def onnxruntime_conv_rate(
     of the onnxruntime backend: fp32 Conv, or (int8) QLinearConv u8 x s8, in FLOP/s (OP/s for int8)."""
     import onnxruntime as ort
 
-    session_options = ort.SessionOptions()
-    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session_options.intra_op_num_threads = torch.get_num_threads()
     model = _conv_graph(precision, channels, size).SerializeToString()
-    session = ort.InferenceSession(model, session_options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model, onnxruntime_session_options(), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(1)
     shape = (1, channels, size, size)
     x = rng.integers(0, 256, shape, dtype=np.uint8) if precision == "int8" else rng.standard_normal(shape, np.float32)
@@ -211,15 +208,8 @@ def openvino_conv_rate(channels: int = CONV_CHANNELS, size: int = CONV_SIZE, sec
     import openvino as ov
 
     core = ov.Core()
-    compiled = core.compile_model(
-        core.read_model(_conv_graph("fp32", channels, size).SerializeToString(), b""),
-        "CPU",
-        {
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
-            "INFERENCE_PRECISION_HINT": "f32",
-        },
-    )
+    model = core.read_model(_conv_graph("fp32", channels, size).SerializeToString(), b"")
+    compiled = core.compile_model(model, "CPU", openvino_cpu_properties())
     request = compiled.create_infer_request()
     x = np.random.default_rng(1).standard_normal((1, channels, size, size), np.float32)
     return _best_rate(lambda: request.infer({0: x}, share_inputs=True), _conv_flop(channels, size), seconds)
