@@ -25,13 +25,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from ppad_core.data.synth import render_scene
 from ppad_core.runtime.benchmark import process_memory_kb
+from ppad_ros.background_spin import BackgroundSpinner
 from ppad_ros.image_conversion import fill_image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,9 +63,7 @@ class Cameras:
         }
         for camera, (_, detections) in topics.items():
             self.node.create_subscription(Detection2DArray, detections, self._recorder(camera), 50)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self.spinner = BackgroundSpinner(self.node)
 
     def _recorder(self, camera: str):
         def record(msg: Detection2DArray) -> None:
@@ -104,8 +102,7 @@ class Cameras:
             self.latencies.clear()
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
+        self.spinner.stop()
 
 
 def start_node(ns: str, cameras: list[str], profile: str, log: Path) -> subprocess.Popen:

@@ -86,11 +86,11 @@ def main() -> int:
     import numpy as np
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
+    from ppad_ros.background_spin import BackgroundSpinner
     from ppad_ros.image_conversion import fill_image
     from ppad_ros.msg import PerceptionResult
 
@@ -137,10 +137,7 @@ def main() -> int:
         else QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     )
     pub = node.create_publisher(Image, f"{NS}/image", camera_qos)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinner = BackgroundSpinner(node)
 
     def wait(cond, timeout, what):
         end = time.monotonic() + timeout
@@ -208,8 +205,7 @@ def main() -> int:
             final = dict(diag)
             got = {t: list(v) for t, v in arrivals.items()}
     finally:
-        executor.shutdown()
-        node.destroy_node()
+        spinner.stop()
         rclpy.shutdown()
         stop(node_proc)
 

@@ -10,12 +10,12 @@ import time
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from ppad_core.evaluate.metrics import MetricAccumulator
 from ppad_core.model.config import ModelConfig
+from ppad_ros.background_spin import BackgroundSpinner
 from ppad_ros.bag_io import COMPRESSED, BagError, BagFrame
 from ppad_ros.messages import result_prediction
 from ppad_ros.msg import PerceptionResult
@@ -65,9 +65,7 @@ class _Collector:
         )
         self.node.create_subscription(PerceptionResult, f"{self.namespace}/perception", self._on_result, 100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 20)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self.spinner = BackgroundSpinner(self.node)
 
     def _on_result(self, msg: PerceptionResult) -> None:
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
@@ -104,8 +102,7 @@ class _Collector:
             return {k: int(self.diagnostics.get(k, 0)) for k in NODE_COUNTERS}
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
+        self.spinner.stop()
 
 
 def run_live(

@@ -21,12 +21,12 @@ else:
     rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray, LabelInfo  # noqa: E402
 
 from ppad_core.runtime.benchmark import process_memory_kb  # noqa: E402
+from ppad_ros.background_spin import BackgroundSpinner  # noqa: E402
 from ppad_ros.image_conversion import fill_image  # noqa: E402
 from ppad_ros.msg import PerceptionResult  # noqa: E402
 
@@ -109,10 +109,7 @@ class Probe:
         for topic, message_type in OUTPUTS.items():
             self.node.create_subscription(message_type, f"{ns}/{topic}", self._recorder(topic), 50)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._recorder("diagnostics"), 50)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = BackgroundSpinner(self.node)
 
     def _recorder(self, topic: str):
         def record(msg) -> None:
@@ -149,6 +146,22 @@ class Probe:
                     return values | {"_message": status.message, "_level": int.from_bytes(status.level, "little")}
         return {}
 
+    def settled_diagnostics(self, settle_s: float = 0.6, timeout: float = 20.0) -> dict[str, str]:
+        """The latest status once the node's frame counters have not moved for `settle_s` (three status periods at
+        0.2 s): the baseline of a test that counts frames. Priming frames still in flight when `wait_ready` saw its
+        first output are received after it returns, so a status taken at once can miss them."""
+        counters = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected")
+        last, since, deadline = None, time.monotonic(), time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.diagnostics()
+            counts = tuple(status.get(key) for key in counters)
+            if counts != last:
+                last, since = counts, time.monotonic()
+            elif time.monotonic() - since >= settle_s:
+                return status
+            time.sleep(0.05)
+        raise AssertionError(f"the node's frame counters never settled: {last}")
+
     def publish(self, image_bgr, stamp_ns: int, frame_id: str = "camera", encoding: str = "bgr8") -> Image:
         msg = fill_image(Image(), image_bgr, encoding)
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
@@ -183,8 +196,7 @@ class Probe:
         wait_for(primed, timeout, f"no output for priming frames:\n{node.output()}")
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
+        self.spinner.stop()
 
 
 def wait_for(condition, timeout: float, message: str = "timed out") -> None:

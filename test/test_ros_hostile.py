@@ -118,7 +118,7 @@ def _assert_transport_losses_are_counted(probe: Probe) -> None:
     """A burst far faster than the node's executor takes samples overflows its depth-5 best-effort queue: every
     frame sent is then either received or counted lost in transport, exactly."""
     frame = fill_image(Image(), np.zeros((24, 32, 3), np.uint8), "bgr8")
-    before = probe.diagnostics()
+    before = probe.settled_diagnostics()
     sent = 2000
     for _ in range(sent):
         probe.image_pub.publish(frame)

@@ -145,7 +145,7 @@ def test_a_flooding_camera_does_not_starve_a_slow_one_and_a_bad_frame_counts_for
     ns = "/ppad_test/multi_flood"
     node, probes = _start(ns, tmp_path / "node.log", max_batch=1, batch_window_ms=0.0)
     try:
-        before = {camera: probe.diagnostics() for camera, probe in probes.items()}
+        before = {camera: probe.settled_diagnostics() for camera, probe in probes.items()}
         small = fill_image(Image(), cv2.resize(render_scene(seed=27, split="val", index=0).image, (320, 180)), "bgr8")
         slow_stamps = _flood(probes["front"], probes["left"], small)
         for stamp in slow_stamps:  # every 2 Hz frame got through, none was replaced by the next
