@@ -238,7 +238,7 @@ def test_cli_bench_reports_every_variant_with_ratios_and_floor(tmp_path):
         "eager",
         "fused fp32",
         "onnxruntime",
-        "openvino",
+        "openvino fp32",
         "--floor-seconds",
         "0.1",
         "--json",
@@ -296,13 +296,15 @@ class _FakeRates:
         monkeypatch.setattr(
             benchmark, "onnxruntime_conv_rate", lambda precision, **_: self._call(f"ort-{precision}", None, 0)
         )
-        monkeypatch.setattr(benchmark, "openvino_conv_rate", lambda **_: self._call("ov", None, 0))
+        monkeypatch.setattr(
+            benchmark, "openvino_conv_rate", lambda precision, **_: self._call(f"ov-{precision}", None, 0)
+        )
 
     def _call(self, name: str, dtype, index: int) -> float:
         self.calls.append(name)
         if dtype is not None:
             return self.torch_rates[dtype][index]
-        return {"ort-fp32": 300e9, "ort-int8": 1900e9, "ov": 500e9}[name]
+        return {"ort-fp32": 300e9, "ort-int8": 1900e9, "ov-fp32": 500e9, "ov-bf16": 1500e9}[name]
 
 
 def test_floor_rates_take_each_precisions_best_engine_and_skip_bf16_without_native_support(monkeypatch):
@@ -324,6 +326,19 @@ def test_floor_rates_take_each_precisions_best_engine_and_skip_bf16_without_nati
     assert rates["bf16"]["gflops"] == 890 and "conv1x1" in rates["bf16"]["kernel"] and "note" not in rates["bf16"]
     assert rates["fp32"]["gflops"] == 480 and set(rates) == {"fp32", "bf16"}
     assert not any(name.startswith(("onnxruntime", "openvino")) for name in rates["fp32"]["kernels"])
+
+    openvino_bf16 = dataclasses.replace(base, backend="openvino", precision="bf16").validate()
+    rates = benchmark.floor_rates("cpu", [variants[0], bf16, benchmark.Variant("openvino bf16", openvino_bf16)])
+    assert rates["bf16"]["gflops"] == 1500 and rates["bf16"]["kernel"].startswith("openvino conv1x1")
+    assert sorted(rates["bf16"]["kernels"].values()) == [700, 890, 1500]
+
+
+def test_the_openvino_bf16_row_exists_only_where_the_cpu_has_native_bf16(monkeypatch):
+    for native in (False, True):
+        monkeypatch.setattr(benchmark, "cpu_supports_bf16", lambda native=native: native)
+        rows = {v.label: v.options for v in default_variants(RuntimeOptions())}
+        assert ("openvino bf16" in rows) is native and ("torch fused bf16 channels-last" in rows) is native
+    assert (rows["openvino bf16"].backend, rows["openvino bf16"].precision) == ("openvino", "bf16")
 
 
 def _copy_checkpoint(target, provenance_data):
@@ -360,7 +375,8 @@ def test_bench_variants_are_runtime_options_and_share_one_input_size_override(tm
     assert variants[0].label == "torch eager fp32" and not variants[0].options.fuse
     assert all(v.options.input_size == (128, 160) and v.options == v.options.validate() for v in variants)
     assert [v.options.precision for v in variants if v.options.backend == "onnxruntime"] == ["fp32", "int8"]
-    assert [v.label for v in variants if v.options.backend == "openvino"] == ["openvino fp32", "openvino int8"]
+    openvino_rows = ["openvino fp32"] + (["openvino bf16"] if cpu_supports_bf16() else []) + ["openvino int8"]
+    assert [v.label for v in variants if v.options.backend == "openvino"] == openvino_rows
     assert not any(v.options.backend == "openvino" for v in default_variants(RuntimeOptions(device="cuda")))
     model = load_for_bench(str(REPO / "test" / "data" / "rmt_ppad_tiny.yaml"))
     frame = render_scene(3, "bench", 0, width=320, height=180).image

@@ -23,9 +23,14 @@ from torch import nn
 
 from ppad_core.model.fusion import fuse_model
 from ppad_core.model.rmt_ppad import RMTPPAD
+from ppad_core.runtime.openvino_split import onnx_scope, split_float32_head
 from ppad_core.runtime.options import DEFAULT_OPTIONS, OptionError, RuntimeOptions
 
 OUTPUT_NAMES = ("boxes", "scores", "seg_logits")
+# The module kept in fp32 when the rest runs in bf16 (torch autocast, OpenVINO's bf16 trunk): query selection ranks
+# scores and boxes are regressed at a precision bf16 cannot hold (bf16 everywhere cost 11 mAP50 points on the demo
+# model).
+FLOAT32_MODULE = "head"
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +75,7 @@ def _check_cuda(options: RuntimeOptions) -> None:
 
 
 class _Float32Head(nn.Module):
-    """Runs the wrapped head in fp32 inside an autocast region: query selection ranks scores and boxes are
-    regressed at a precision bf16 cannot hold (bf16 everywhere cost 11 mAP50 points on the demo model)."""
+    """Runs the wrapped module (`FLOAT32_MODULE`) in fp32 inside an autocast region."""
 
     def __init__(self, head: nn.Module, device_type: str) -> None:
         super().__init__()
@@ -128,7 +132,7 @@ class TorchBackend:
         model = fuse_model(model) if options.fuse else copy.deepcopy(model).eval()
         model = model.to(self.device)
         if self.autocast_dtype is not None:  # reduced precision for the convolutional trunk only
-            model.head = _Float32Head(model.head, self.device.type)
+            setattr(model, FLOAT32_MODULE, _Float32Head(getattr(model, FLOAT32_MODULE), self.device.type))
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         if options.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -192,28 +196,42 @@ def onnxruntime_session_options():
     return session_options
 
 
-def openvino_cpu_properties() -> dict:
-    """How the openvino backend compiles for the CPU (the bench floors compile their kernel the same way)."""
+def openvino_cpu_properties(precision: str = "fp32") -> dict:
+    """How the openvino backend compiles for the CPU at `precision` (fp32 or bf16; the bench floors compile their
+    kernels the same way)."""
     return {
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": torch.get_num_threads(),
-        "INFERENCE_PRECISION_HINT": "f32",  # not the CPU's default, which is bf16 where it has AVX512-BF16/AMX
+        # explicit: the CPU's default is bf16 wherever it has AVX512-BF16/AMX, which moves the detections
+        "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
     }
+
+
+@dataclasses.dataclass
+class _Stage:
+    """One compiled model's infer request; its first `handoff` outputs are the next stage's inputs."""
+
+    request: object  # openvino.InferRequest
+    handoff: list
+    outputs: dict[str, object]  # OUTPUT_NAMES this stage computes -> its output port
 
 
 class OpenVinoBackend:
     """OpenVINO on the CPU, latency hint, `torch.get_num_threads()` threads, reading the same ONNX files as ONNX
     Runtime: the fp32 export, or (precision int8) the QDQ file `quantize_int8` writes, whose QuantizeLinear /
     DequantizeLinear pairs OpenVINO reads as FakeQuantize and runs as int8 convolutions and matrix multiplies (the
-    rest in fp32). One static-shape compile per batch size (a dynamic batch dimension runs slower on the CPU plugin),
+    rest in fp32). Precision bf16 (CPUs with AVX512-BF16/AMX) splits the fp32 export in two compiled models, the
+    trunk in bf16 and `FLOAT32_MODULE` in fp32 (ppad_core/runtime/openvino_split.py), as torch's bf16 does.
+    One static-shape compile per batch size (a dynamic batch dimension runs slower on the CPU plugin),
     the first at batch 1 here, others on first use; each compiled model is cached on disk in `cache_dir`, a folder
     per ONNX file digest, OpenVINO version and precision inside `options.openvino_cache_dir()`. `loaded_from_cache`
-    says, per batch size, whether its compile was read back from that cache."""
+    says, per batch size, whether its compile(s) were read back from that cache."""
 
     def __init__(self, onnx_path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> None:
         import openvino as ov
 
         options = dataclasses.replace(options, backend="openvino").validate()
+        check_hardware(options)
         self.onnx_path = Path(onnx_path)
         self.precision = options.precision
         version = re.sub(r"[^\w.-]+", "_", ov.get_version())
@@ -223,23 +241,32 @@ class OpenVinoBackend:
         self.cache_dir = options.openvino_cache_dir() / file_digest(self.onnx_path) / version / self.precision
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.input_name = self.model.inputs[0].get_any_name()
-        self.properties = {"CACHE_DIR": str(self.cache_dir), **openvino_cpu_properties()}
-        self.requests: dict[int, tuple] = {}
+        self.stages: dict[int, list[_Stage]] = {}
         self.loaded_from_cache: dict[int, bool] = {}
         self._lock = threading.Lock()  # one infer request per batch size: calls take turns
-        self._request(1)
+        self._stages(1)
         self.description = f"openvino {self.onnx_path.name} on CPU {self.precision}"
 
-    def _request(self, batch: int) -> tuple:
-        """The infer request and output ports compiled for `batch` images (compiled or read from the cache now if
-        this batch size is new)."""
-        if batch not in self.requests:
+    def _stages(self, batch: int) -> list[_Stage]:
+        """The stages compiled for `batch` images (compiled or read from the cache now if this batch size is new):
+        one model, or the bf16 trunk and the fp32 head."""
+        if batch not in self.stages:
             model = self.model.clone()
             model.reshape({self.input_name: [batch, *self._image_shape()]})
-            compiled = self.core.compile_model(model, "CPU", self.properties)
-            self.loaded_from_cache[batch] = bool(compiled.get_property("LOADED_FROM_CACHE"))
-            outputs = [compiled.output(name) for name in OUTPUT_NAMES]
-            self.requests[batch] = (compiled.create_infer_request(), outputs)
+            if self.precision == "bf16":
+                split = split_float32_head(model, onnx_scope(FLOAT32_MODULE))
+                parts = [(split.trunk, "bf16", split.handoff), (split.head, "fp32", 0)]
+            else:  # int8 compiles at f32: the FakeQuantize pairs choose the int8 kernels
+                parts = [(model, "fp32", 0)]
+            stages, cached = [], []
+            for part, precision, handoff in parts:
+                properties = {"CACHE_DIR": str(self.cache_dir), **openvino_cpu_properties(precision)}
+                compiled = self.core.compile_model(part, "CPU", properties)
+                cached.append(bool(compiled.get_property("LOADED_FROM_CACHE")))
+                names = {name for port in compiled.outputs for name in port.get_names()}
+                outputs = {name: compiled.output(name) for name in OUTPUT_NAMES if name in names}
+                stages.append(_Stage(compiled.create_infer_request(), compiled.outputs[:handoff], outputs))
+            self.stages[batch], self.loaded_from_cache[batch] = stages, all(cached)
             log.info(
                 "openvino: batch %d of %s %s (%s)",
                 batch,
@@ -247,18 +274,22 @@ class OpenVinoBackend:
                 "read from the compiled-model cache" if self.loaded_from_cache[batch] else "compiled",
                 self.cache_dir,
             )
-        return self.requests[batch]
+        return self.stages[batch]
 
     def _image_shape(self) -> list[int]:
         return [dim.get_length() for dim in list(self.model.inputs[0].get_partial_shape())[1:]]
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         batch = images.astype(np.float32) * np.float32(1 / 255)
+        outputs: dict[str, np.ndarray] = {}
+        inputs: list[np.ndarray] = [batch]
         with self._lock:
-            request, outputs = self._request(len(batch))
-            # the input is shared, not copied; the outputs are copies, which the next call leaves alone
-            results = request.infer({0: batch}, share_inputs=True)
-        return {name: results[port] for name, port in zip(OUTPUT_NAMES, outputs)}
+            for stage in self._stages(len(batch)):
+                # inputs are shared, not copied; the outputs are copies, which the next call leaves alone
+                results = stage.request.infer(inputs, share_inputs=True)
+                outputs.update({name: results[port] for name, port in stage.outputs.items()})
+                inputs = [results[port] for port in stage.handoff]
+        return {name: outputs[name] for name in OUTPUT_NAMES}
 
 
 def _check_quantised(onnx_path: Path, model, precision: str) -> None:

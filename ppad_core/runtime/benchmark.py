@@ -92,6 +92,8 @@ def default_variants(base: RuntimeOptions, int8: bool = False) -> list[Variant]:
     variants.append(variant("onnxruntime fp32", backend="onnxruntime"))
     if not base.on_cuda:
         variants.append(variant("openvino fp32", backend="openvino"))
+    if not base.on_cuda and cpu_supports_bf16():  # bf16 trunk, fp32 head, as torch's bf16 row
+        variants.append(variant("openvino bf16", backend="openvino", precision="bf16"))
     if int8 and not base.on_cuda:
         variants.append(variant("onnxruntime int8", backend="onnxruntime", precision="int8"))
         variants.append(variant("openvino int8", backend="openvino", precision="int8"))  # the same QDQ file
@@ -202,14 +204,17 @@ def onnxruntime_conv_rate(
     return _best_rate(lambda: session.run(None, {"x": x}), _conv_flop(channels, size), seconds)
 
 
-def openvino_conv_rate(channels: int = CONV_CHANNELS, size: int = CONV_SIZE, seconds: float = FLOOR_SECONDS) -> float:
-    """Best sustained rate of `conv_rate`'s fp32 1x1 convolution in OpenVINO on the CPU, compiled as the openvino
-    backend compiles (latency hint, torch's thread count, f32 inference precision), in FLOP/s."""
+def openvino_conv_rate(
+    precision: str = "fp32", channels: int = CONV_CHANNELS, size: int = CONV_SIZE, seconds: float = FLOOR_SECONDS
+) -> float:
+    """Best sustained rate of `conv_rate`'s 1x1 convolution in OpenVINO on the CPU, compiled as the openvino
+    backend compiles (latency hint, torch's thread count) at inference precision `precision` (fp32 or bf16; the
+    graph is fp32 either way), in FLOP/s."""
     import openvino as ov
 
     core = ov.Core()
     model = core.read_model(_conv_graph("fp32", channels, size).SerializeToString(), b"")
-    compiled = core.compile_model(model, "CPU", openvino_cpu_properties())
+    compiled = core.compile_model(model, "CPU", openvino_cpu_properties(precision))
     request = compiled.create_infer_request()
     x = np.random.default_rng(1).standard_normal((1, channels, size, size), np.float32)
     return _best_rate(lambda: request.infer({0: x}, share_inputs=True), _conv_flop(channels, size), seconds)
@@ -252,8 +257,8 @@ def floor_rates(device: str, variants: list[Variant], seconds: float = FLOOR_SEC
             measured[_kernel("torch", convolution, conv)] = conv_rate(device, dtype, seconds=seconds)
         if not on_cuda and precision == "fp32" and "onnxruntime" in backends:
             measured[f"onnxruntime {conv}"] = onnxruntime_conv_rate("fp32", seconds=seconds)
-        if not on_cuda and precision == "fp32" and "openvino" in backends:
-            measured[f"openvino {conv}"] = openvino_conv_rate(seconds=seconds)
+        if not on_cuda and "openvino" in backends and (precision == "fp32" or precision == "bf16" and measured):
+            measured[f"openvino {conv}"] = openvino_conv_rate(precision, seconds=seconds)
         if not on_cuda and precision == "int8":
             measured[f"onnxruntime QLinearConv u8s8 {conv}"] = onnxruntime_conv_rate("int8", seconds=seconds)
         if precision == "bf16" and not on_cuda and not measured:

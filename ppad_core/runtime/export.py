@@ -29,7 +29,8 @@ REDUCE_RANGE_METADATA_KEY = "ppad_int8_reduce_range"
 CPUINFO = "/proc/cpuinfo"
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
-ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+# the file each precision runs: bf16 (openvino) splits the fp32 graph, int8 runs the quantised one
+ONNX_FILES = {"fp32": "model.onnx", "bf16": "model.onnx", "int8": "model.int8.onnx"}
 DEFAULT_OPSET = 17
 NOISE_SEED = 0  # the parity check's noise images when no data is given: the same on every run
 ONNXRUNTIME_CPU = RuntimeOptions(backend="onnxruntime")
@@ -105,7 +106,7 @@ def onnx_model_config(path: str | Path) -> ModelConfig:
 
 
 def resolve_onnx(path: str | Path, options: RuntimeOptions) -> tuple[Path, ModelConfig]:
-    """An .onnx file as given, the one in a checkpoint directory for `options.precision`, or (fp32) the checkpoint
+    """An .onnx file as given, the one in a checkpoint directory for `options.precision`, or (fp32, bf16) the checkpoint
     exported on first use into `options.onnx_cache_dir()`, a folder per weights digest. Logs the file it uses."""
     path = Path(path)
     if path.suffix == ".onnx":
@@ -113,7 +114,7 @@ def resolve_onnx(path: str | Path, options: RuntimeOptions) -> tuple[Path, Model
     candidate = path / ONNX_FILES[options.precision]
     if candidate.is_file():
         return candidate, onnx_model_config(candidate)
-    if options.precision != "fp32":
+    if candidate.name != ONNX_FILES["fp32"]:
         raise FileNotFoundError(
             f"{candidate} not found; create it with `ppad export {path} --format onnx --int8 --calib IMAGES`"
         )

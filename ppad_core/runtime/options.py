@@ -23,7 +23,8 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 BACKEND_PRECISIONS = {
     "torch": ("fp32", "bf16", "fp16"),
     "onnxruntime": ("fp32", "int8"),
-    "openvino": ("fp32", "int8"),  # int8: the QDQ file ONNX Runtime's quantiser writes (model.int8.onnx)
+    # bf16: the trunk in bf16, the head in fp32; int8: the QDQ file ONNX Runtime's quantiser writes (model.int8.onnx)
+    "openvino": ("fp32", "bf16", "int8"),
 }
 CPU_ONLY_BACKENDS = ("openvino",)  # OpenVINO's GPU plugin drives Intel GPUs, not the CUDA devices `device` names
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
@@ -69,8 +70,8 @@ class RuntimeOptions:
     device: str = _knob("cpu", "cpu, cuda or cuda:N (torch, onnxruntime); openvino runs on cpu", flag="--device")
     precision: str = _knob(
         "fp32",
-        "fp32 (every backend); bf16 (CPU with AVX512-BF16/AMX) or fp16 (CUDA) with torch; int8 with onnxruntime "
-        "or openvino",
+        "fp32 (every backend); bf16 (CPU with AVX512-BF16/AMX) with torch or openvino; fp16 (CUDA) with torch; "
+        "int8 with onnxruntime or openvino",
         choices=PRECISIONS,
         flag="--precision",
     )
