@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from ppad_core.model.checkpoint import load_checkpoint, save_checkpoint
 from ppad_core.model.complexity import count_macs, count_parameters
 from ppad_core.model.rmt_ppad import RMTPPAD
 from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from ppad_core.runtime.benchmark import alternating_latencies
 from ppad_core.runtime.export import export_onnx
 from ppad_core.runtime.options import RuntimeOptions
 from ppad_core.runtime.predictor import Predictor
@@ -124,7 +123,7 @@ def compare(
     rows = {name: score(model, data_root, split, progress) for name, model in models.items()}
     with tempfile.TemporaryDirectory(prefix="ppad-compare-") as workdir:
         backends = {name: _cpu_backends(model, Path(workdir) / f"{name}.onnx") for name, model in models.items()}
-        latencies = _alternating_latencies(
+        latencies = alternating_latencies(
             backends, {name: m.config.input_size for name, m in models.items()}, latency_runs
         )
     rows["delta"] = {k: rows["student"][k] - rows["teacher"][k] for k in rows["teacher"]}
@@ -149,27 +148,3 @@ def _cpu_backends(model: RMTPPAD, onnx_path: Path) -> dict[str, Backend]:
         "torch": TorchBackend(model, RuntimeOptions(channels_last=True)),
         "onnxruntime": OnnxRuntimeBackend(export_onnx(model, onnx_path)),
     }
-
-
-def _alternating_latencies(
-    backends: dict[str, dict[str, Backend]], input_sizes: dict[str, tuple[int, int]], runs: int, rounds: int = 12
-) -> dict[str, dict[str, list[float]]]:
-    """Per model and backend, the median call time of each round; rounds interleave models and backends, so
-    drifting machine load hits both models alike."""
-    images = {
-        name: np.random.default_rng(0).integers(0, 256, (1, 3, *size), np.uint8) for name, size in input_sizes.items()
-    }
-    latencies = {name: {backend: [] for backend in per_model} for name, per_model in backends.items()}
-    for name, per_model in backends.items():
-        for backend in per_model.values():
-            backend(images[name])  # warm-up: lazy initialisation and allocator growth
-    for _ in range(rounds):
-        for name, per_model in backends.items():
-            for backend_name, backend in per_model.items():
-                times = []
-                for _ in range(max(1, runs // rounds)):
-                    start = time.perf_counter()
-                    backend(images[name])
-                    times.append((time.perf_counter() - start) * 1000)
-                latencies[name][backend_name].append(statistics.median(times))
-    return latencies

@@ -340,6 +340,34 @@ def bench_calibration(spec: str, config: ModelConfig, given: str | None, frame: 
     return np.ascontiguousarray(stretch_to_input(frame, config.input_size).transpose(2, 0, 1)[None])
 
 
+def alternating_latencies(
+    backends: dict[str, dict[str, Callable[[np.ndarray], object]]],
+    input_sizes: dict[str, tuple[int, int]],
+    runs: int,
+    rounds: int = 12,
+) -> dict[str, dict[str, list[float]]]:
+    """Per model and backend, the median call time (ms) of each round on a random uint8 batch of one; rounds
+    interleave models and backends, so drifting machine load hits all of them alike. Used by `ppad compress`'s
+    comparison and benchmarks/cpu_backends.py."""
+    images = {
+        name: np.random.default_rng(0).integers(0, 256, (1, 3, *size), np.uint8) for name, size in input_sizes.items()
+    }
+    latencies = {name: {backend: [] for backend in per_model} for name, per_model in backends.items()}
+    for name, per_model in backends.items():
+        for backend in per_model.values():
+            backend(images[name])  # warm-up: lazy initialisation and allocator growth
+    for _ in range(rounds):
+        for name, per_model in backends.items():
+            for backend_name, backend in per_model.items():
+                times = []
+                for _ in range(max(1, runs // rounds)):
+                    start = time.perf_counter()
+                    backend(images[name])
+                    times.append((time.perf_counter() - start) * 1000)
+                latencies[name][backend_name].append(statistics.median(times))
+    return latencies
+
+
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
