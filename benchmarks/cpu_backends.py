@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ppad_core.model.complexity import count_macs
@@ -109,7 +110,8 @@ def run(models: list[tuple[str, str]], rounds: int, runs_per_round: int, floor_s
 
 
 def print_table(result: dict) -> None:
-    table = Table(title=f"CPU backends side by side ({result['rounds']} alternating rounds; median [min-max])")
+    title = f"CPU backends side by side ({result['rounds']} alternating rounds; median [min-max])"
+    table = Table(title=escape(title))
     for column in ("model", "backend", "ms", "floor ms", "x floor", "vs ORT fp32", "vs demo teacher"):
         table.add_column(column)
     for row in result["rows"]:
@@ -117,7 +119,7 @@ def print_table(result: dict) -> None:
         cells.append(f"{row['floor_ms']:.1f}" if row["floor_ms"] else "-")
         cells.append(f"{row['over_floor']:.2f}" if row["over_floor"] else "-")
         cells += [_cell(row["vs_onnxruntime_fp32"], 2), _cell(row.get("vs_demo_teacher"), 2)]
-        table.add_row(*cells)
+        table.add_row(*map(escape, cells))
     console = Console(width=160)
     console.print(table)
     for precision, rate in result["floor_rates"].items():
