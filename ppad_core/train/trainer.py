@@ -233,9 +233,12 @@ class Trainer:
         self.start_epoch = state["epoch"] + (0 if self.resume_within else 1)
         if self.is_main and self.resume_within:
             iteration = self.resume_within["iteration"]
-            console.print(f"resuming {self.run_dir} in epoch {state['epoch'] + 1} after iteration {iteration}")
+            # soft_wrap: one line however long the path, so logs stay greppable
+            console.print(
+                f"resuming {self.run_dir} in epoch {state['epoch'] + 1} after iteration {iteration}", soft_wrap=True
+            )
         elif self.is_main:
-            console.print(f"resuming {self.run_dir} after epoch {state['epoch'] + 1}")
+            console.print(f"resuming {self.run_dir} after epoch {state['epoch'] + 1}", soft_wrap=True)
 
     # ----- schedule --------------------------------------------------------------------------------------
     def _set_lr(self, step: int) -> None:
