@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 if os.environ.get("PPAD_REQUIRE_ROS"):
     import rclpy  # the README test command installs ROS 2: a missing rclpy is a failure there
@@ -26,6 +27,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray, LabelInfo  # noqa: E402
 
 from ppad_core.runtime.benchmark import process_memory_kb  # noqa: E402
+from ppad_core.runtime.options import KNOBS  # noqa: E402
 from ppad_ros.background_spin import BackgroundSpinner  # noqa: E402
 from ppad_ros.image_conversion import fill_image  # noqa: E402
 from ppad_ros.msg import PerceptionResult  # noqa: E402
@@ -51,6 +53,14 @@ def ros_environment() -> dict[str, str]:
     env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def profile_flags(params_file: Path) -> list[str]:
+    """The `ppad` runtime flags that run a model as the node does with this profile (backend, device, precision,
+    layout): the reference a test compares the node's outputs with."""
+    values = yaml.safe_load(params_file.read_text())["/**"]["ros__parameters"]
+    flags = [part for name in ("backend", "device", "precision") for part in (KNOBS[name].flag, str(values[name]))]
+    return flags + (["--channels-last"] if values["channels_last"] else [])
 
 
 class NodeProcess:

@@ -11,11 +11,19 @@ import shutil
 import numpy as np
 import openvino
 import pytest
+import torch
 
 from ppad_core.data.synth import render_scene
 from ppad_core.model.checkpoint import load_checkpoint
 from ppad_core.runtime import backends
-from ppad_core.runtime.backends import FLOAT32_MODULE, OpenVinoBackend, cpu_supports_bf16, file_digest
+from ppad_core.runtime.backends import (
+    FLOAT32_MODULE,
+    OpenVinoBackend,
+    TorchBackend,
+    cpu_supports_bf16,
+    file_digest,
+    resolve_precision,
+)
 from ppad_core.runtime.export import (
     ONNX_FILES,
     REDUCE_RANGE_METADATA_KEY,
@@ -121,31 +129,35 @@ def test_refused_combinations_name_their_option(tmp_path, monkeypatch):
     assert RuntimeOptions().openvino_cache_dir() == tmp_path / "xdg" / "ppad" / "onnx" / "openvino"
 
 
-def test_the_split_at_the_head_computes_the_unsplit_model(first_use, demo_model, frames):
-    """The bf16 path's two models, both compiled at f32 here: the trunk hands the head the three feature maps the
-    head's input projections read, and trunk then head give the unsplit model's outputs."""
+def test_the_split_at_the_detection_decoder_computes_the_unsplit_model(first_use, demo_model, frames):
+    """The bf16 path's two models, both compiled at f32 here: the trunk hands the detection decoder its one input,
+    the three levels' features flattened into one sequence, and computes the segmentation logits itself; trunk
+    then head give the unsplit model's outputs."""
     backend = first_use.backend
     images = first_use.preprocess(frames[:1])[0].astype(np.float32) / 255
     model = backend.model.clone()
     model.reshape({backend.input_name: list(images.shape)})
     split = split_float32_head(model, onnx_scope(FLOAT32_MODULE))
-    assert split.handoff == len(split.head.get_parameters()) == 3
+    assert split.handoff == len(split.head.get_parameters()) == 1
     height, width = images.shape[2:]
-    channels = demo_model.head.input_proj[0][0].in_channels
+    tokens = sum((height // stride) * (width // stride) for stride in (8, 16, 32))
     shapes = [tuple(parameter.get_partial_shape().to_shape()) for parameter in split.head.get_parameters()]
-    assert shapes == [(1, channels, height // stride, width // stride) for stride in (8, 16, 32)]
+    assert shapes == [(1, tokens, demo_model.config.head.hidden_dim)]
     assert [p.get_friendly_name() for p in split.trunk.get_parameters()] == [backend.input_name]
     assert {name for r in split.head.get_results() for name in r.output(0).get_names()} >= {"boxes", "scores"}
+    assert "seg_logits" in {name for r in split.trunk.get_results() for name in r.output(0).get_names()}
     core = openvino.Core()
     trunk, head = (
         core.compile_model(part, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}) for part in (split.trunk, split.head)
     )
     features = trunk.create_infer_request().infer([images])
     outputs = head.create_infer_request().infer([features[port] for port in trunk.outputs[: split.handoff]])
+    computed = {name: outputs[head.output(name)] for name in ("boxes", "scores")}
+    computed["seg_logits"] = features[trunk.output("seg_logits")]
     expected = backend(first_use.preprocess(frames[:1])[0])
-    for name in ("boxes", "scores", "seg_logits"):
+    for name, values in computed.items():
         # the same arithmetic up to the order of float additions (seg logits reach 10: 1e-5 relative)
-        np.testing.assert_allclose(outputs[head.output(name)], expected[name], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(values, expected[name], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="no operation of this model is named inside /model/nowhere/"):
         split_float32_head(backend.model.clone(), "/model/nowhere/")
 
@@ -162,10 +174,29 @@ def test_bf16_is_refused_where_the_cpu_would_emulate_it(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())
 
 
+def test_auto_precision_is_bf16_where_the_cpu_runs_it_natively_and_fp32_elsewhere(first_use, demo_model, monkeypatch):
+    auto = dataclasses.replace(first_use.options, precision="auto")
+    native = "bf16" if cpu_supports_bf16() else "fp32"
+    predictor = Predictor.from_checkpoint(DEMO, auto)
+    assert predictor.options.precision == predictor.backend.precision == native
+    assert TorchBackend(demo_model, RuntimeOptions(precision="auto")).autocast_dtype == (
+        torch.bfloat16 if native == "bf16" else None
+    )
+    for supported, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(backends, "cpu_supports_bf16", lambda supported=supported: supported)
+        assert resolve_precision(auto).precision == expected
+        assert resolve_precision(dataclasses.replace(auto, backend="torch", device="cuda")).precision == "fp32"
+        assert resolve_precision(dataclasses.replace(auto, backend="torch")).precision == expected
+    assert Predictor.from_checkpoint(DEMO, auto).backend.precision == "fp32"  # (no native bf16 now)
+    assert resolve_precision(first_use.options) is first_use.options
+    assert resolve_precision(dataclasses.replace(auto, backend="onnxruntime")).precision == "fp32"
+
+
 @pytest.mark.skipif(not cpu_supports_bf16(), reason="needs a CPU with AVX512-BF16 or AMX")
-def test_bf16_runs_the_trunk_in_bf16_and_the_head_in_fp32_close_to_fp32(first_use, frames):
-    """Measured here (AMX): every confident fp32 detection found again at IoU > 0.9 with scores within 0.02, and
-    masks agreeing on more than 99.8 % of pixels; bf16 everywhere moved scores by 0.1 and seg logits by 0.2."""
+def test_bf16_runs_all_but_the_detection_decoder_in_bf16_close_to_fp32(first_use, frames):
+    """Measured on AMX and on AVX512-BF16: every confident fp32 detection found again at IoU > 0.9 with scores
+    within 0.02, and masks agreeing on more than 99.8 % of pixels; bf16 everywhere moved scores by 0.1 and seg
+    logits by 0.2."""
     bf16 = Predictor.from_checkpoint(DEMO, dataclasses.replace(first_use.options, precision="bf16"))
     assert bf16.backend.description.endswith("CPU bf16") and bf16.backend.cache_dir.name == "bf16"
     trunk, head = (stage.request.get_compiled_model().get_runtime_model() for stage in bf16.backend.stages[1])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from ros_helpers import REPO, NodeProcess, Probe, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
+from ros_helpers import REPO, NodeProcess, Probe, profile_flags, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
 from sensor_msgs.msg import CompressedImage, Image
 
 from ppad_core.data.synth import render_scene
@@ -76,7 +76,7 @@ def test_three_cameras_at_three_resolutions_match_ppad_predict(tmp_path):
         for camera in CAMERAS:
             cv2.imwrite(str(tmp_path / f"{camera}.png"), frames[camera])
         images = [str(tmp_path / f"{camera}.png") for camera in CAMERAS]
-        run_ppad("predict", str(STUDENT), *images, "--out", str(tmp_path / "out"), "--channels-last")
+        run_ppad("predict", str(STUDENT), *images, "--out", str(tmp_path / "out"), *profile_flags(STUDENT_PARAMS))
         lines = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
         reference = {Path(record["name"]).stem: record for record in map(json.loads, lines)}
         for camera in CAMERAS:

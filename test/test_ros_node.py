@@ -8,7 +8,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from ros_helpers import REPO, NodeProcess, Probe, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
+from ros_helpers import REPO, NodeProcess, Probe, profile_flags, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
 from sensor_msgs.msg import CompressedImage, Image
 
 from ppad_core.data.synth import render_scene
@@ -89,7 +89,7 @@ def test_outputs_of_a_1280x720_frame_match_ppad_predict(student_node, tmp_path):
         str(tmp_path / "frame.png"),
         "--out",
         str(tmp_path / "out"),
-        "--channels-last",
+        *profile_flags(STUDENT_PARAMS),
         "--save-masks",
     )
     reference = json.loads((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()[0])

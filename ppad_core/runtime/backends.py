@@ -27,10 +27,11 @@ from ppad_core.runtime.openvino_split import onnx_scope, split_float32_head
 from ppad_core.runtime.options import DEFAULT_OPTIONS, OptionError, RuntimeOptions
 
 OUTPUT_NAMES = ("boxes", "scores", "seg_logits")
-# The module kept in fp32 when the rest runs in bf16 (torch autocast, OpenVINO's bf16 trunk): query selection ranks
-# scores and boxes are regressed at a precision bf16 cannot hold (bf16 everywhere cost 11 mAP50 points on the demo
-# model).
-FLOAT32_MODULE = "head"
+# The module kept in fp32 when the rest runs in bf16 (torch autocast, OpenVINO's bf16 trunk): the detection decoder,
+# whose query selection ranks scores and whose boxes are regressed at a precision bf16 cannot hold (bf16 everywhere
+# cost 11 mAP50 points on the demo model). The segmentation decoder, 46 % of the paper model's MACs, keeps its
+# accuracy in bf16 (benchmarks/RESULTS.md).
+FLOAT32_MODULE = "head.detector"
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,15 @@ class Backend(Protocol):
 def cpu_supports_bf16() -> bool:
     """Native bf16 matrix units (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than fp32."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(options: RuntimeOptions) -> RuntimeOptions:
+    """`options` with precision `auto` made concrete: bf16 with torch or openvino on a CPU that runs it natively,
+    fp32 elsewhere (CUDA and onnxruntime included). Accuracy of the bf16 paths: benchmarks/RESULTS.md."""
+    if options.precision != "auto":
+        return options
+    native = options.backend in ("torch", "openvino") and not options.on_cuda and cpu_supports_bf16()
+    return dataclasses.replace(options, precision="bf16" if native else "fp32")
 
 
 def check_hardware(options: RuntimeOptions) -> None:
@@ -74,16 +84,23 @@ def _check_cuda(options: RuntimeOptions) -> None:
         raise OptionError("device", f"device={options.device!r}: torch finds {found} on this machine; use cpu")
 
 
-class _Float32Head(nn.Module):
-    """Runs the wrapped module (`FLOAT32_MODULE`) in fp32 inside an autocast region."""
+class _Float32Module(nn.Module):
+    """Runs the wrapped module (`FLOAT32_MODULE`) in fp32 inside an autocast region, its tensor inputs cast up."""
 
-    def __init__(self, head: nn.Module, device_type: str) -> None:
+    def __init__(self, module: nn.Module, device_type: str) -> None:
         super().__init__()
-        self.head, self.device_type = head, device_type
+        self.module, self.device_type = module, device_type
 
-    def forward(self, features: list[torch.Tensor], targets=None) -> dict:
+    def forward(self, *args):
         with torch.autocast(self.device_type, enabled=False):
-            return self.head([f.float() for f in features], targets)
+            return self.module(*(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args))
+
+
+def _keep_float32(model: nn.Module, path: str, device_type: str) -> None:
+    """Replaces the submodule at dotted `path` by its `_Float32Module`."""
+    parent, _, name = path.rpartition(".")
+    owner = model.get_submodule(parent)
+    setattr(owner, name, _Float32Module(getattr(owner, name), device_type))
 
 
 class CudaGraphRunner:
@@ -123,7 +140,7 @@ class TorchBackend:
     CUDA, `options.cuda_graph` captures the forward once per input shape and replays it."""
 
     def __init__(self, model: RMTPPAD, options: RuntimeOptions = DEFAULT_OPTIONS) -> None:
-        options = dataclasses.replace(options, backend="torch").validate()
+        options = resolve_precision(dataclasses.replace(options, backend="torch").validate())
         check_hardware(options)
         self.device = torch.device(options.device)
         if self.device.type == "cuda":  # the network's input size never changes: autotuned conv kernels pay off
@@ -132,7 +149,7 @@ class TorchBackend:
         model = fuse_model(model) if options.fuse else copy.deepcopy(model).eval()
         model = model.to(self.device)
         if self.autocast_dtype is not None:  # reduced precision for the convolutional trunk only
-            setattr(model, FLOAT32_MODULE, _Float32Head(getattr(model, FLOAT32_MODULE), self.device.type))
+            _keep_float32(model, FLOAT32_MODULE, self.device.type)
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         if options.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -230,7 +247,7 @@ class OpenVinoBackend:
     def __init__(self, onnx_path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> None:
         import openvino as ov
 
-        options = dataclasses.replace(options, backend="openvino").validate()
+        options = resolve_precision(dataclasses.replace(options, backend="openvino").validate())
         check_hardware(options)
         self.onnx_path = Path(onnx_path)
         self.precision = options.precision
@@ -249,7 +266,7 @@ class OpenVinoBackend:
 
     def _stages(self, batch: int) -> list[_Stage]:
         """The stages compiled for `batch` images (compiled or read from the cache now if this batch size is new):
-        one model, or the bf16 trunk and the fp32 head."""
+        one model, or the bf16 trunk and the fp32 detection decoder."""
         if batch not in self.stages:
             model = self.model.clone()
             model.reshape({self.input_name: [batch, *self._image_shape()]})

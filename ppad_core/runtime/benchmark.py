@@ -92,7 +92,7 @@ def default_variants(base: RuntimeOptions, int8: bool = False) -> list[Variant]:
     variants.append(variant("onnxruntime fp32", backend="onnxruntime"))
     if not base.on_cuda:
         variants.append(variant("openvino fp32", backend="openvino"))
-    if not base.on_cuda and cpu_supports_bf16():  # bf16 trunk, fp32 head, as torch's bf16 row
+    if not base.on_cuda and cpu_supports_bf16():  # bf16 but the detection decoder, as torch's bf16 row
         variants.append(variant("openvino bf16", backend="openvino", precision="bf16"))
     if int8 and not base.on_cuda:
         variants.append(variant("onnxruntime int8", backend="onnxruntime", precision="int8"))

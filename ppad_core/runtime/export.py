@@ -30,7 +30,7 @@ CPUINFO = "/proc/cpuinfo"
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
 # the file each precision runs: bf16 (openvino) splits the fp32 graph, int8 runs the quantised one
-ONNX_FILES = {"fp32": "model.onnx", "bf16": "model.onnx", "int8": "model.int8.onnx"}
+ONNX_FILES = {"fp32": "model.onnx", "bf16": "model.onnx", "auto": "model.onnx", "int8": "model.int8.onnx"}
 DEFAULT_OPSET = 17
 NOISE_SEED = 0  # the parity check's noise images when no data is given: the same on every run
 ONNXRUNTIME_CPU = RuntimeOptions(backend="onnxruntime")

@@ -1,11 +1,12 @@
 """Splitting an OpenVINO model of ppad's ONNX export where its fp32 part begins, so that the openvino backend
-(`ppad_core/runtime/backends.py`, precision bf16) runs the convolutional trunk in bf16 and the head in fp32, the
-same split the torch backend's autocast makes (`FLOAT32_MODULE` there).
+(`ppad_core/runtime/backends.py`, precision bf16) runs the convolutional trunk in bf16 and the detection decoder
+in fp32, the same split the torch backend's autocast makes (`FLOAT32_MODULE` there).
 
 OpenVINO's CPU plugin takes one inference precision per compiled model, and its per-operation opt-out
 (`ov::disable_fp16_compression`) is a C++ runtime attribute that the Python API cannot set. Two compiled
 models, the trunk compiled with a bf16 hint and the head with an f32 one, give the same split with public API
-only: the trunk's outputs are the head's inputs (three feature maps, a few hundred kB at batch 1).
+only: the trunk's outputs are the head's inputs (the detection decoder's flattened feature maps, a few hundred
+kB at batch 1).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from dataclasses import dataclass
 
 
 def onnx_scope(module: str) -> str:
-    """The prefix of the ONNX node names of one of the network's top-level modules (`head`) in a file that
-    `export_onnx` wrote: the exporter names nodes by module path, under `_OutputTuple`'s attribute `model`
+    """The prefix of the ONNX node names of one of the network's modules (a dotted path, `head.detector`) in a file
+    that `export_onnx` wrote: the exporter names nodes by module path, under `_OutputTuple`'s attribute `model`
     (ppad_core/runtime/export.py)."""
-    return f"/model/{module}/"
+    return "/model/" + module.replace(".", "/") + "/"
 
 
 @dataclass
@@ -40,26 +41,27 @@ def _constant_ids(ops: list) -> set[int]:
     return ids
 
 
+def _fold_static_shapes(model) -> None:
+    """Every ShapeOf of a static-shape tensor replaced by its value, so that the shape computations on both sides
+    of the cut become constants: a shape handed over as a tensor would make the head's shapes dynamic, which the
+    CPU plugin refuses, and one computed on both sides would belong to neither model."""
+    import numpy as np
+    from openvino import opset13
+
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "ShapeOf" and op.get_input_partial_shape(0).is_static:
+            dtype = op.get_output_element_type(0).to_dtype()
+            value = opset13.constant(np.array(list(op.get_input_shape(0)), dtype=dtype))
+            op.output(0).replace(value.output(0))
+
+
 def _head_ids(ops: list, constants: set[int], scope: str) -> set[int]:
-    """Operations named inside `scope` and every non-constant operation downstream of one, plus the integer
-    (shape) computations they read from the trunk: a shape handed over as a tensor would make the head's shapes
-    dynamic, which the CPU plugin refuses."""
+    """Operations named inside `scope` and every non-constant operation downstream of one."""
     head: set[int] = set()
     for op in ops:
         upstream = {value.get_node().get_instance_id() for value in op.input_values()}
         if op.get_instance_id() not in constants and (op.get_friendly_name().startswith(scope) or upstream & head):
             head.add(op.get_instance_id())
-    by_id = {op.get_instance_id(): op for op in ops}
-    pending = list(head)
-    while pending:
-        for value in by_id[pending.pop()].input_values():
-            node = value.get_node()
-            node_id = node.get_instance_id()
-            if node_id in head or node_id in constants or node.get_type_name() == "Parameter":
-                continue
-            if not value.get_element_type().is_real():
-                head.add(node_id)
-                pending.append(node_id)
     return head
 
 
@@ -69,6 +71,7 @@ def split_float32_head(model, scope: str) -> SplitModel:
     Raises ValueError when nothing is named inside `scope`."""
     from openvino import Model, opset13
 
+    _fold_static_shapes(model)
     ops = model.get_ordered_ops()
     constants = _constant_ids(ops)
     head = _head_ids(ops, constants, scope)

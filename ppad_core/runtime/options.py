@@ -19,12 +19,12 @@ from ppad_core.image import RESIZE_MODES
 from ppad_core.model.config import ModelConfig
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
 BACKEND_PRECISIONS = {
-    "torch": ("fp32", "bf16", "fp16"),
-    "onnxruntime": ("fp32", "int8"),
-    # bf16: the trunk in bf16, the head in fp32; int8: the QDQ file ONNX Runtime's quantiser writes (model.int8.onnx)
-    "openvino": ("fp32", "bf16", "int8"),
+    "torch": ("fp32", "bf16", "fp16", "auto"),
+    "onnxruntime": ("fp32", "int8", "auto"),
+    # bf16: all but the detection decoder in bf16; int8: the QDQ file ONNX Runtime's quantiser writes (model.int8.onnx)
+    "openvino": ("fp32", "bf16", "int8", "auto"),
 }
 CPU_ONLY_BACKENDS = ("openvino",)  # OpenVINO's GPU plugin drives Intel GPUs, not the CUDA devices `device` names
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
@@ -71,7 +71,8 @@ class RuntimeOptions:
     precision: str = _knob(
         "fp32",
         "fp32 (every backend); bf16 (CPU with AVX512-BF16/AMX) with torch or openvino; fp16 (CUDA) with torch; "
-        "int8 with onnxruntime or openvino",
+        "int8 with onnxruntime or openvino; auto: bf16 with torch or openvino where the CPU runs it natively, "
+        "else fp32",
         choices=PRECISIONS,
         flag="--precision",
     )

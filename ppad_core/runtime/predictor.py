@@ -16,7 +16,7 @@ from ppad_core.image import InputTransform, resize_to_input
 from ppad_core.model.checkpoint import load_checkpoint
 from ppad_core.model.config import ModelConfig
 from ppad_core.model.rmt_ppad import RMTPPAD
-from ppad_core.runtime.backends import Backend, TorchBackend, check_hardware, onnx_backend
+from ppad_core.runtime.backends import Backend, TorchBackend, check_hardware, onnx_backend, resolve_precision
 from ppad_core.runtime.export import onnx_model_config, resolve_onnx
 from ppad_core.runtime.options import DEFAULT_OPTIONS, RuntimeOptions
 
@@ -66,20 +66,24 @@ class Predictor:
     @classmethod
     def from_model(cls, model: RMTPPAD, options: RuntimeOptions = DEFAULT_OPTIONS) -> Predictor:
         """A PyTorch model in this process (the torch backend whatever `options.backend` says)."""
+        options = resolve_precision(options.validate())
         return cls(TorchBackend(model, options), options.model_config(model.config), options)
 
     @classmethod
     def from_onnx(cls, onnx_path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> Predictor:
         """An exported graph through OpenVINO when `options.backend` says so, else ONNX Runtime; its input size is
         fixed (see RuntimeOptions.model_config)."""
+        options = resolve_precision(options.validate())
         config = options.model_config(onnx_model_config(onnx_path), fixed_size=True)
         return cls(onnx_backend(onnx_path, options), config, options)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, options: RuntimeOptions = DEFAULT_OPTIONS) -> Predictor:
-        """A checkpoint directory (or, with onnxruntime or openvino, an .onnx file) run as `options` say; with
+        """A checkpoint directory (or, with onnxruntime or openvino, an .onnx file) run as `options` say (precision
+        `auto` resolved: `resolve_precision`, and kept so in `options`); with
         onnxruntime or openvino a checkpoint's fp32 graph is exported into `options.onnx_cache_dir()` on first use."""
-        check_hardware(options.validate())
+        options = resolve_precision(options.validate())
+        check_hardware(options)
         if options.backend == "torch":
             return cls.from_model(load_checkpoint(path)[0], options)
         return cls.from_onnx(resolve_onnx(path, options)[0], options)
