@@ -63,6 +63,13 @@ def profile_flags(params_file: Path) -> list[str]:
     return flags + (["--channels-last"] if values["channels_last"] else [])
 
 
+def flood_rate_hz(diagnostics: dict[str, str], least_hz: float = 30.0) -> float:
+    """A publishing rate the node cannot keep up with: three frames per end-to-end time it reports, and at least
+    `least_hz` (a camera's 30 Hz floods only a node slower than 33 ms a frame)."""
+    per_frame_ms = float(diagnostics.get("end_to_end_ms_mean") or 0.0)
+    return max(least_hz, 3000.0 / per_frame_ms) if per_frame_ms > 0 else least_hz
+
+
 class NodeProcess:
     """`python -m ppad_ros.perception_node` with a params file and overrides, in namespace `ns`."""
 

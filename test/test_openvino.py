@@ -185,7 +185,8 @@ def test_auto_precision_is_bf16_where_the_cpu_runs_it_natively_and_fp32_elsewher
     for supported, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(backends, "cpu_supports_bf16", lambda supported=supported: supported)
         assert resolve_precision(auto).precision == expected
-        assert resolve_precision(dataclasses.replace(auto, backend="torch", device="cuda")).precision == "fp32"
+        assert resolve_precision(dataclasses.replace(auto, backend="torch", device="cuda")).precision == "fp16"
+        assert resolve_precision(dataclasses.replace(auto, backend="onnxruntime", device="cuda")).precision == "fp32"
         assert resolve_precision(dataclasses.replace(auto, backend="torch")).precision == expected
     assert Predictor.from_checkpoint(DEMO, auto).backend.precision == "fp32"  # (no native bf16 now)
     assert resolve_precision(first_use.options) is first_use.options

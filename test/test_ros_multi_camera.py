@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from ros_helpers import REPO, NodeProcess, Probe, profile_flags, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
+from ros_helpers import REPO, NodeProcess, Probe, flood_rate_hz, profile_flags, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
 from sensor_msgs.msg import CompressedImage, Image
 
 from ppad_core.data.synth import render_scene
@@ -147,7 +147,7 @@ def test_a_flooding_camera_does_not_starve_a_slow_one_and_a_bad_frame_counts_for
     try:
         before = {camera: probe.settled_diagnostics() for camera, probe in probes.items()}
         small = fill_image(Image(), cv2.resize(render_scene(seed=27, split="val", index=0).image, (320, 180)), "bgr8")
-        slow_stamps = _flood(probes["front"], probes["left"], small)
+        slow_stamps = _flood(probes["front"], probes["left"], small, flood_rate_hz(before["front"]))
         for stamp in slow_stamps:  # every 2 Hz frame got through, none was replaced by the next
             _output(probes["left"], stamp, "detections")
         time.sleep(1.0)
@@ -176,15 +176,16 @@ def test_a_flooding_camera_does_not_starve_a_slow_one_and_a_bad_frame_counts_for
 COUNTS = ("frames_received", "frames_processed", "frames_dropped")
 
 
-def _flood(fast: Probe, slow: Probe, msg: Image, seconds: float = 3.0) -> list[int]:
-    """`fast` at 30 Hz and `slow` at 2 Hz for `seconds`; the stamps `slow` sent."""
+def _flood(fast: Probe, slow: Probe, msg: Image, fast_hz: float, seconds: float = 3.0) -> list[int]:
+    """`fast` at `fast_hz` and `slow` at 2 Hz for `seconds`; the stamps `slow` sent."""
     slow_stamps, base, start = [], 1_950_000_000_000_000_000, time.monotonic()
-    for i in range(int(seconds * 30)):
+    slow_every = round(fast_hz / 2)
+    for i in range(int(seconds * fast_hz)):
         stamp = base + i * 33_333_333
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
         fast.publish_message(msg)
-        if i % 15 == 0:
+        if i % slow_every == 0:
             slow.publish_message(msg)
             slow_stamps.append(stamp)
-        time.sleep(max(0.0, start + (i + 1) / 30 - time.monotonic()))
+        time.sleep(max(0.0, start + (i + 1) / fast_hz - time.monotonic()))
     return slow_stamps

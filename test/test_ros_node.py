@@ -8,7 +8,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from ros_helpers import REPO, NodeProcess, Probe, profile_flags, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
+from ros_helpers import REPO, NodeProcess, Probe, flood_rate_hz, profile_flags, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
 from sensor_msgs.msg import CompressedImage, Image
 
 from ppad_core.data.synth import render_scene
@@ -122,25 +122,26 @@ def test_label_info_reaches_a_late_transient_local_subscriber(student_node):
     assert lanes[0].threshold == pytest.approx(0.90)
 
 
-def test_flooding_at_30_hz_drops_frames_instead_of_queueing_them(student_node):
+def test_flooding_drops_frames_instead_of_queueing_them(student_node):
     _, probe = student_node
     before = probe.settled_diagnostics()
     # 320x180 frames: the model's cost does not depend on the frame size, and the probe can
-    # publish these at a steady 30 Hz on two busy cores
+    # publish these at a steady rate on two busy cores: 30 Hz, or faster where the node keeps up with 30 Hz
     frames = [
         fill_image(Image(), cv2.resize(render_scene(seed=22, split="val", index=i).image, (320, 180)), "bgr8")
         for i in range(4)
     ]
+    rate_hz = flood_rate_hz(before)
     sent: dict[int, float] = {}
     base = 1_800_000_000_000_000_000
     start = time.monotonic()
-    for i in range(75):  # 2.5 s at 30 Hz
+    for i in range(int(2.5 * rate_hz)):  # 2.5 s
         msg = frames[i % 4]
         stamp = base + i * 33_333_333
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
         sent[stamp] = time.monotonic()
         probe.publish_message(msg)
-        time.sleep(max(0.0, start + (i + 1) / 30 - time.monotonic()))
+        time.sleep(max(0.0, start + (i + 1) / rate_hz - time.monotonic()))
 
     def settled() -> bool:  # everything received has been processed or dropped, nothing in flight
         d = probe.diagnostics()

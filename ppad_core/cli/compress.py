@@ -315,12 +315,15 @@ def _comparison_columns() -> list[Column]:
         Column("macs", "GMAC"),
         Column("latency_ms", "CPU ms torch NHWC"),
         Column("latency_onnxruntime_ms", "CPU ms ORT"),
+        Column("latency_openvino_ms", "CPU ms OpenVINO auto"),
         *metric_columns(PAPER),
     ]
 
 
 def _comparison_rows(rows: dict) -> list[dict[str, str]]:
     """Teacher and student figures, then the student's ratios (size, latency) and deltas (metrics)."""
+    from ppad_core.compress.pipeline import LATENCY_KEYS
+
     table = []
     for name in ("teacher", "student"):
         row = rows[name]
@@ -329,12 +332,11 @@ def _comparison_rows(rows: dict) -> list[dict[str, str]]:
                 "name": name,
                 "parameters": f"{row['parameters']:,}",
                 "macs": f"{row['macs'] / 1e9:.2f}",
-                "latency_ms": f"{row['latency_ms']:.1f}",
-                "latency_onnxruntime_ms": f"{row['latency_onnxruntime_ms']:.1f}",
+                **{k: f"{row[k]:.1f}" for k in LATENCY_KEYS},
                 **{k: format_value(k, row[k]) for k in keys(PAPER)},
             }
         )
     ratio, delta = rows["ratio"], rows["delta"]
-    ratios = {k: f"{ratio[k]:.3f}x" for k in ("parameters", "macs", "latency_ms", "latency_onnxruntime_ms")}
+    ratios = {k: f"{ratio[k]:.3f}x" for k in ("parameters", "macs", *LATENCY_KEYS)}
     table.append({"name": "student / delta", **ratios, **{k: format_delta(k, delta[k]) for k in keys(PAPER)}})
     return table

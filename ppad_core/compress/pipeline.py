@@ -20,7 +20,7 @@ from ppad_core.evaluate.metric_table import PAPER, keys
 from ppad_core.model.checkpoint import load_checkpoint, save_checkpoint
 from ppad_core.model.complexity import count_macs, count_parameters
 from ppad_core.model.rmt_ppad import RMTPPAD
-from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from ppad_core.runtime.backends import Backend, OnnxRuntimeBackend, OpenVinoBackend, TorchBackend
 from ppad_core.runtime.benchmark import alternating_latencies
 from ppad_core.runtime.export import export_onnx
 from ppad_core.runtime.options import RuntimeOptions
@@ -102,7 +102,15 @@ def score(model: RMTPPAD, data_root: str | Path, split: str = "val2017", progres
     }
 
 
-LATENCY_BACKENDS = ("torch", "onnxruntime")
+LATENCY_BACKENDS = ("torch", "onnxruntime", "openvino")
+PROFILE_OPTIONS = RuntimeOptions(backend="openvino", precision="auto")  # as config/teacher.yaml, student.yaml run
+
+
+def _latency_key(backend: str) -> str:
+    return "latency_ms" if backend == "torch" else f"latency_{backend}_ms"
+
+
+LATENCY_KEYS = tuple(_latency_key(backend) for backend in LATENCY_BACKENDS)
 
 
 def compare(
@@ -115,14 +123,15 @@ def compare(
 ) -> dict[str, dict[str, float]]:
     """Parameters, MACs, CPU latency on each backend (measured alternately in this run) and the five metrics.
 
-    Latency is one batch-1 call of the backend the node runs: fused channels-last fp32 PyTorch (`latency_ms`)
-    and fp32 ONNX Runtime (`latency_onnxruntime_ms`); each ratio is the median over rounds of student/teacher
-    measured back to back.
+    Latency is one batch-1 call of each CPU backend: fused channels-last fp32 PyTorch (`latency_ms`), fp32 ONNX
+    Runtime (`latency_onnxruntime_ms`) and OpenVINO at the node profiles' precision `auto`, bf16 where the CPU
+    runs it natively (`latency_openvino_ms`); each ratio is the median over rounds of student/teacher measured
+    back to back.
     """
     models = {"teacher": load_checkpoint(teacher)[0], "student": load_checkpoint(student)[0]}
     rows = {name: score(model, data_root, split, progress) for name, model in models.items()}
     with tempfile.TemporaryDirectory(prefix="ppad-compare-") as workdir:
-        backends = {name: _cpu_backends(model, Path(workdir) / f"{name}.onnx") for name, model in models.items()}
+        backends = {name: _cpu_backends(model, Path(workdir), name) for name, model in models.items()}
         latencies = alternating_latencies(
             backends, {name: m.config.input_size for name, m in models.items()}, latency_runs
         )
@@ -139,12 +148,10 @@ def compare(
     return rows
 
 
-def _latency_key(backend: str) -> str:
-    return "latency_ms" if backend == "torch" else f"latency_{backend}_ms"
-
-
-def _cpu_backends(model: RMTPPAD, onnx_path: Path) -> dict[str, Backend]:
+def _cpu_backends(model: RMTPPAD, workdir: Path, name: str) -> dict[str, Backend]:
+    onnx_path = export_onnx(model, workdir / f"{name}.onnx")
     return {
         "torch": TorchBackend(model, RuntimeOptions(channels_last=True)),
-        "onnxruntime": OnnxRuntimeBackend(export_onnx(model, onnx_path)),
+        "onnxruntime": OnnxRuntimeBackend(onnx_path),
+        "openvino": OpenVinoBackend(onnx_path, dataclasses.replace(PROFILE_OPTIONS, onnx_cache=str(workdir))),
     }

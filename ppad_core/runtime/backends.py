@@ -48,12 +48,16 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_precision(options: RuntimeOptions) -> RuntimeOptions:
-    """`options` with precision `auto` made concrete: bf16 with torch or openvino on a CPU that runs it natively,
-    fp32 elsewhere (CUDA and onnxruntime included). Accuracy of the bf16 paths: benchmarks/RESULTS.md."""
+    """`options` with precision `auto` made concrete, as training's `precision: auto`: fp16 with torch on CUDA,
+    bf16 with torch or openvino on a CPU that runs it natively, fp32 elsewhere (onnxruntime included). Accuracy of
+    the reduced precisions: benchmarks/RESULTS.md."""
     if options.precision != "auto":
         return options
-    native = options.backend in ("torch", "openvino") and not options.on_cuda and cpu_supports_bf16()
-    return dataclasses.replace(options, precision="bf16" if native else "fp32")
+    if options.on_cuda:
+        precision = "fp16" if options.backend == "torch" else "fp32"
+    else:
+        precision = "bf16" if options.backend in ("torch", "openvino") and cpu_supports_bf16() else "fp32"
+    return dataclasses.replace(options, precision=precision)
 
 
 def check_hardware(options: RuntimeOptions) -> None:

@@ -71,8 +71,8 @@ class RuntimeOptions:
     precision: str = _knob(
         "fp32",
         "fp32 (every backend); bf16 (CPU with AVX512-BF16/AMX) with torch or openvino; fp16 (CUDA) with torch; "
-        "int8 with onnxruntime or openvino; auto: bf16 with torch or openvino where the CPU runs it natively, "
-        "else fp32",
+        "int8 with onnxruntime or openvino; auto: fp16 with torch on CUDA, bf16 with torch or openvino where the "
+        "CPU runs it natively, else fp32",
         choices=PRECISIONS,
         flag="--precision",
     )
