@@ -23,7 +23,7 @@ from ppad_core.compress.importance import (
     taylor_importance,
 )
 from ppad_core.compress.pipeline import calibration_loader
-from ppad_core.compress.pruning import PruneConfig, prune_model
+from ppad_core.compress.pruning import PruneConfig, keep_decoder_layers, prune_model
 from ppad_core.data.synth import generate_dataset
 from ppad_core.model.checkpoint import load, save_checkpoint
 from ppad_core.model.complexity import count_parameters
@@ -271,6 +271,32 @@ def test_head_scope_prunes_the_seg_decoder_and_reloads(tiny_model, tmp_path):
     with torch.no_grad():
         a, b = wide(x), reloaded(x)
     assert all(torch.equal(a[k], b[k]) for k in a) and a["seg_logits"].shape == (1, 2, *x.shape[-2:])
+
+
+def test_kept_decoder_layers_predict_what_they_predicted_in_the_teacher_and_reload(tiny_model, tmp_path):
+    layers = tiny_model.config.head.decoder_layers
+    magnitude = ImportanceConfig("magnitude")
+    shallow, report = prune_model(tiny_model, PruneConfig(target_reduction=0.0, decoder_layers=1, importance=magnitude))
+    assert report["decoder_layers"] == shallow.config.head.decoder_layers == 1 < layers
+    assert tiny_model.config.head.decoder_layers == len(tiny_model.head.detector.decoder.layers) == layers
+    decoder = tiny_model.head.detector.decoder
+    dropped = [*decoder.layers[1:], *decoder.score_heads[1:], *decoder.box_heads[1:]]
+    removed = sum(count_parameters(module, trainable_only=False) for module in dropped)
+    assert report["parameters_before"] - report["parameters_after"] == removed
+    # the kept layer computes what it computed in the teacher: the teacher's queries after it, through its score head
+    captured = []
+    hook = decoder.layers[0].register_forward_hook(lambda module, inputs, output: captured.append(output))
+    x = torch.rand(1, 3, *tiny_model.config.input_size)
+    with torch.no_grad():
+        tiny_model(x)
+        hook.remove()
+        expected = decoder.score_heads[0](captured[0]).sigmoid()
+        outputs = shallow(x)
+        reloaded = load(save_checkpoint(shallow, tmp_path / "shallow"))(x)
+    torch.testing.assert_close(outputs["scores"], expected)
+    assert all(torch.equal(outputs[k], reloaded[k]) for k in outputs)
+    with pytest.raises(ValueError, match=f"decoder_layers=9: the model has {layers} decoder layers"):
+        keep_decoder_layers(copy.deepcopy(tiny_model), 9)
 
 
 def test_module_ratio_fixes_one_part_while_the_search_still_meets_the_target(tiny_model):

@@ -139,6 +139,13 @@ def add_prune_options(parser: argparse.ArgumentParser) -> None:
         "for layers that cost latency rather than parameters; repeatable",
     )
     group.add_argument(
+        "--decoder-layers",
+        type=int,
+        default=defaults.decoder_layers,
+        help="detection decoder layers kept, the first N with their heads (default 0: all); they come off on top "
+        "of --target, which the channel search meets",
+    )
+    group.add_argument(
         "--calib-batches",
         type=int,
         default=defaults.calibration_batches,
@@ -209,6 +216,7 @@ def prune_config(args: argparse.Namespace, importance=None):
         calibration_batches=args.calib_batches,
         round_to=args.round_to,
         module_ratios=dict(args.module_ratio),
+        decoder_layers=args.decoder_layers,
         importance=importance,
     )
 

@@ -40,6 +40,9 @@ class PruneConfig:
     # module name -> fixed channel ratio for the groups rooted inside it, outside the search: narrows the
     # layers that cost time rather than parameters (the demo's full-resolution seg decoder)
     module_ratios: dict[str, float] = field(default_factory=dict)
+    # detection decoder layers kept (the first N with their heads; 0: all): a layer costs a fixed time per frame
+    # whatever the widths, so at small input sizes depth rather than width bounds a student's latency
+    decoder_layers: int = 0
     importance: ImportanceConfig = field(default_factory=ImportanceConfig)
 
     def validate(self) -> None:
@@ -49,6 +52,8 @@ class PruneConfig:
             raise ValueError(f"scope {self.scope!r} is not one of {SCOPES}")
         if self.steps < 1 or self.calibration_batches < 1 or self.round_to < 1:
             raise ValueError("steps, calibration_batches and round_to must be >= 1")
+        if self.decoder_layers < 0:
+            raise ValueError(f"decoder_layers must be >= 0 (0: all), got {self.decoder_layers}")
         for name, ratio in self.module_ratios.items():
             if not 0.0 <= ratio <= self.max_layer_ratio:
                 raise ValueError(f"module ratio of {name!r} must be in [0, {self.max_layer_ratio}], got {ratio}")
@@ -178,6 +183,18 @@ def search_ratio_and_rounding(model: RMTPPAD, cfg: PruneConfig) -> tuple[float, 
             round_to //= 2
 
 
+def keep_decoder_layers(model: RMTPPAD, keep: int) -> None:
+    """Keeps the first `keep` detection decoder layers of `model` with their score and box heads, and records it in
+    `model.config`. Every layer's heads are trained (RT-DETR's auxiliary losses), so the shallower decoder
+    predicts before any fine-tuning; the decoder is outside the channel search, so its layers drop whole."""
+    decoder = model.head.detector.decoder
+    if not 1 <= keep <= len(decoder.layers):
+        raise ValueError(f"decoder_layers={keep}: the model has {len(decoder.layers)} decoder layers")
+    for name in ("layers", "score_heads", "box_heads"):
+        setattr(decoder, name, nn.ModuleList(list(getattr(decoder, name))[:keep]))
+    model.config.head.decoder_layers = keep
+
+
 def prune_model(
     model: RMTPPAD,
     cfg: PruneConfig,
@@ -217,6 +234,8 @@ def prune_model(
     student.eval().zero_grad(set_to_none=True)
     student.config = copy.deepcopy(model.config)
     student.config.pruned = {**model.config.pruned, **pruned_layout(student, reference)}
+    if cfg.decoder_layers:
+        keep_decoder_layers(student, cfg.decoder_layers)
     after = count_parameters(student, trainable_only=False)
     report = {
         "channel_ratio": ratio,
@@ -226,5 +245,6 @@ def prune_model(
         "reduction": 1 - after / before,
         "searched_reduction": expected,
         "pruned_modules": len(student.config.pruned),
+        "decoder_layers": len(student.head.detector.decoder.layers),
     }
     return student, report
