@@ -55,10 +55,15 @@ def ros_environment() -> dict[str, str]:
     return env
 
 
+def profile_values(params_file: Path) -> dict:
+    """The parameters a profile (config/teacher.yaml, config/student.yaml) sets for every node."""
+    return yaml.safe_load(params_file.read_text())["/**"]["ros__parameters"]
+
+
 def profile_flags(params_file: Path) -> list[str]:
     """The `ppad` runtime flags that run a model as the node does with this profile (backend, device, precision,
     layout): the reference a test compares the node's outputs with."""
-    values = yaml.safe_load(params_file.read_text())["/**"]["ros__parameters"]
+    values = profile_values(params_file)
     flags = [part for name in ("backend", "device", "precision") for part in (KNOBS[name].flag, str(values[name]))]
     return flags + (["--channels-last"] if values["channels_last"] else [])
 

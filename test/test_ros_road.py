@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import yaml
-from ros_helpers import LATCHED, REPO, NodeProcess, Probe, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
+from ros_helpers import LATCHED, REPO, NodeProcess, Probe, profile_values, stamp_of, wait_for  # noqa: I001  (imports rclpy or skips)
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
@@ -146,8 +146,7 @@ def test_without_camera_info_road_geometry_warns_once_and_the_image_outputs_flow
 
 def _reference_predictor() -> Predictor:
     """The Predictor the node builds from config/student.yaml (same runtime options)."""
-    profile = yaml.safe_load(STUDENT_PARAMS.read_text())["/**"]["ros__parameters"]
-    values = {spec.name: spec.default for spec in PARAMETERS} | profile
+    values = {spec.name: spec.default for spec in PARAMETERS} | profile_values(STUDENT_PARAMS)
     return Predictor.from_checkpoint(STUDENT, NodeParameters.from_values(values).runtime)
 
 
