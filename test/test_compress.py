@@ -25,7 +25,7 @@ from ppad_core.compress.importance import (
 from ppad_core.compress.pipeline import calibration_loader
 from ppad_core.compress.pruning import PruneConfig, keep_decoder_layers, prune_model
 from ppad_core.data.synth import generate_dataset
-from ppad_core.model.checkpoint import load, save_checkpoint
+from ppad_core.model.checkpoint import load, read_metadata, save_checkpoint
 from ppad_core.model.complexity import count_parameters
 from ppad_core.model.config import load_model_config
 from ppad_core.runtime.export import export_onnx, onnx_parity, sample_inputs
@@ -180,7 +180,7 @@ def _one_epoch_distill_config(tmp_path, data_root):
 
 
 def test_cli_prune_then_distill_reports_teacher_vs_student(tiny_model, tiny_data, tmp_path):
-    teacher = save_checkpoint(tiny_model, tmp_path / "teacher")
+    teacher = save_checkpoint(tiny_model, tmp_path / "teacher", {"kind": "trained", "data": str(tiny_data)})
     result = run_ppad(
         "prune",
         str(teacher),
@@ -197,6 +197,10 @@ def test_cli_prune_then_distill_reports_teacher_vs_student(tiny_model, tiny_data
     )
     summary = json.loads(result.stdout)
     assert abs(summary["prune"]["reduction"] - 0.327) <= 0.01
+    provenance = read_metadata(tmp_path / "pruned")["provenance"]
+    assert provenance["kind"] == "pruned" and provenance["teacher"] == str(teacher)
+    assert provenance["source_provenance"] == read_metadata(teacher)["provenance"]
+    assert provenance["data"] == str(tiny_data)  # INT8 export's default calibration data
     comparison = summary["comparison"]
     assert comparison["ratio"]["parameters"] < 0.7  # fused inference parameters drop about as much
     latency = ("latency_ms", "latency_onnxruntime_ms", "latency_openvino_ms")

@@ -59,7 +59,7 @@ def run_prune(
     on_step: Callable[[int, float], None] | None = None,
     batch_size: int = CALIBRATION_BATCH_SIZE,
 ) -> tuple[Path, dict]:
-    model, _ = load_checkpoint(teacher)
+    model, meta = load_checkpoint(teacher)
     calibration = None
     if cfg.importance.criterion == "taylor" and cfg.target_reduction > 0:
         if data_root is None:
@@ -67,8 +67,18 @@ def run_prune(
         calibration = calibration_loader(data_root, split, model.config, batch_size)
     torch.manual_seed(0)  # denoising queries drawn during the statistics pass
     student, report = prune_model(model, cfg, calibration, on_step=on_step)
-    provenance = {"kind": "pruned", "teacher": str(teacher), "prune": dataclasses.asdict(cfg), "report": report}
-    return save_checkpoint(student, out_dir, provenance), report
+    return save_checkpoint(student, out_dir, pruned_provenance(teacher, meta, cfg, report)), report
+
+
+def pruned_provenance(source: str | Path, source_meta: dict[str, Any], cfg: PruneConfig, report: dict) -> dict:
+    """What a pruned checkpoint records: the checkpoint it was cut from with that one's own provenance (a student
+    pruned again, e.g. to fewer decoder layers, keeps its distillation history) and its training data, which the
+    pruned model shares and INT8 export calibrates on by default (ppad_core/runtime/export.py)."""
+    source_provenance = source_meta.get("provenance") or {}
+    provenance = {"kind": "pruned", "teacher": str(source), "prune": dataclasses.asdict(cfg), "report": report}
+    if "data" in source_provenance:
+        provenance["data"] = source_provenance["data"]
+    return {**provenance, "source_provenance": source_provenance}
 
 
 def run_distill(
