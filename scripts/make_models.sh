@@ -35,7 +35,7 @@ echo "[make_models] wrote models/rmt_ppad_s_demo"
 # Then its detection decoder is cut to its first layer (`--decoder-layers 1`: a decoder layer costs a fixed
 # time per frame that channel pruning cannot remove; every layer's heads were trained by the auxiliary
 # losses) and the cut student is distilled again for 4 epochs at a quarter of the learning rate.
-# About 2.5 hours on the 2-core CPU; an interrupted compression phase is resumed, the last 15 minutes rerun.
+# About 2.5 hours on the 2-core CPU; an interrupted phase is resumed.
 COMPRESS=runs/compress_demo_student
 STATE="$COMPRESS/distill/last_state.pt"
 if [ ! -f "$COMPRESS/.first_phase_complete" ]; then
@@ -52,13 +52,11 @@ ONE_LAYER=runs/compress_demo_student_1layer
 if [ ! -f "$ONE_LAYER/truncated/model.yaml" ]; then
   "$PPAD" prune "$COMPRESS/student" --out "$ONE_LAYER/truncated" --target 0 --decoder-layers 1 --no-compare --no-progress
 fi
-if [ ! -f "$ONE_LAYER/.complete" ]; then
-  rm -rf "$ONE_LAYER/distill"
-  "$PPAD" distill "$ONE_LAYER/truncated" --teacher models/rmt_ppad_s_demo --run-dir "$ONE_LAYER/distill" \
-    --set epochs=4 --set optimizer.lr=0.00005 --set val_every=2 --set close_mosaic=1 \
-    --eval-data data/synthetic_heldout --no-progress
-  touch "$ONE_LAYER/.complete"
-fi
+resume=()
+if [ -f "$ONE_LAYER/distill/last_state.pt" ]; then resume=(--resume); fi
+"$PPAD" distill "$ONE_LAYER/truncated" --teacher models/rmt_ppad_s_demo --run-dir "$ONE_LAYER/distill" \
+  --set epochs=4 --set optimizer.lr=0.00005 --set val_every=2 --set close_mosaic=1 "${resume[@]}" \
+  --eval-data data/synthetic_heldout --no-progress
 rm -rf models/rmt_ppad_s_demo_student
 cp -r "$ONE_LAYER/distill/best" models/rmt_ppad_s_demo_student
 echo "[make_models] wrote models/rmt_ppad_s_demo_student"

@@ -228,6 +228,12 @@ def test_cli_prune_then_distill_reports_teacher_vs_student(tiny_model, tiny_data
     assert count_parameters(student, trainable_only=False) == count_parameters(pruned, trainable_only=False)
     assert student.config.pruned == pruned.config.pruned
     assert "loss_distill" in (tmp_path / "run" / "results.csv").read_text().splitlines()[0]
+    distill = ("distill", str(tmp_path / "pruned"), "--teacher", str(teacher), "--no-progress", "--no-compare")
+    missing = run_ppad(*distill, "--run-dir", str(tmp_path / "no_run"), "--resume", check=False)
+    assert missing.returncode == 2 and "no interrupted distillation to resume" in missing.stdout + missing.stderr
+    run_ppad(*distill, "--run-dir", str(tmp_path / "run"), "--resume", "--set", "epochs=2")
+    epochs = [line.split(",")[0] for line in (tmp_path / "run" / "results.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2"]
 
 
 def test_cli_compress_resumes_an_interrupted_run_without_pruning_again(tiny_model, tiny_data, tmp_path):

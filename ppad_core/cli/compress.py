@@ -60,6 +60,12 @@ def _register_distill(sub: argparse._SubParsersAction) -> None:
     distill.add_argument("--run-dir", help="output folder (default runs/distill_<student>)")
     distill.add_argument("--data", help="dataset scored in the final table (default: the config's)")
     add_set_option(distill)
+    distill.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in RUN_DIR from its last epoch (its train.yaml; --set still applies, "
+        "e.g. more epochs)",
+    )
     _add_compare_options(distill)
     distill.set_defaults(func=cmd_distill)
 
@@ -233,12 +239,17 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from ppad_core.compress.pipeline import run_distill
 
     run_dir = Path(args.run_dir or f"runs/distill_{Path(args.student).name}")
+    config = args.config
+    if args.resume:
+        if not (run_dir / "last_state.pt").is_file():
+            raise FileNotFoundError(f"{run_dir / 'last_state.pt'}: no interrupted distillation to resume")
+        config = run_dir / "train.yaml"
     best = run_distill(
-        args.student, args.teacher, args.config, run_dir, parse_overrides(args.set), not args.no_progress
+        args.student, args.teacher, config, run_dir, parse_overrides(args.set), not args.no_progress, args.resume
     )
     summary = {"student": str(best)}
     if not args.no_compare:
-        data = args.data or _config_data_root(args.config)
+        data = args.data or _config_data_root(config)
         summary["comparison"] = _compare_and_print(args, args.teacher, best, data, "teacher vs distilled student")
     return emit(summary, args.json)
 
