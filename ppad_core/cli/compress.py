@@ -239,11 +239,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from ppad_core.compress.pipeline import run_distill
 
     run_dir = Path(args.run_dir or f"runs/distill_{Path(args.student).name}")
-    config = args.config
-    if args.resume:
-        if not (run_dir / "last_state.pt").is_file():
-            raise FileNotFoundError(f"{run_dir / 'last_state.pt'}: no interrupted distillation to resume")
-        config = run_dir / "train.yaml"
+    config = _resumed_config(run_dir, "distillation") if args.resume else args.config
     best = run_distill(
         args.student, args.teacher, config, run_dir, parse_overrides(args.set), not args.no_progress, args.resume
     )
@@ -259,8 +255,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if args.resume:
+        config, overrides = _resumed_config(out / "distill", "compression"), parse_overrides(args.set)
         pruned, report = _pruned_for_resume(out)
-        config, overrides = out / "distill" / "train.yaml", parse_overrides(args.set)
         data = args.data or _config_data_root(config)
     else:
         data = args.data or _config_data_root(args.config)
@@ -306,12 +302,19 @@ def _prune_with_status(args: argparse.Namespace, out_dir: Path, data: str | None
     return path, report
 
 
+def _resumed_config(run_dir: Path, what: str) -> Path:
+    """The training YAML of the interrupted training run in `run_dir`, which `--resume` continues."""
+    from ppad_core.train.trainer import STATE_FILE
+
+    if not (run_dir / STATE_FILE).is_file():
+        raise FileNotFoundError(f"{run_dir / STATE_FILE}: no interrupted {what} to resume")
+    return run_dir / "train.yaml"
+
+
 def _pruned_for_resume(out: Path) -> tuple[Path, dict]:
     """The pruned student and its report from an interrupted `ppad compress --out OUT`."""
     from ppad_core.model.checkpoint import read_metadata
 
-    if not (out / "distill" / "last_state.pt").is_file():
-        raise FileNotFoundError(f"{out / 'distill' / 'last_state.pt'}: no interrupted compression to resume")
     report = read_metadata(out / "pruned")["provenance"]["report"]
     console.print(f"resuming: {report['reduction']:.2%} fewer parameters already pruned in {out / 'pruned'}")
     return out / "pruned", report
